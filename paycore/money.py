@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import iso4217
@@ -47,7 +47,7 @@ class Currency:
         return self.code
 
 
-@lru_cache(maxsize=None)
+@cache
 def _currency(code: str) -> Currency:
     if not (len(code) == 3 and code.isascii() and code.isalpha()):
         raise InvalidRequest(f"{code[:16]!r} is not an ISO 4217 currency code such as 'USD'")

@@ -426,17 +426,32 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if rule == "additionalProperties":
         extra = sorted(set(instance) - set(schema.get("properties", {})))
         return f"{path}: unknown key(s) {', '.join(map(repr, extra))}"
-    messages = {
-        "type": f"must be of type {expected}",
-        "enum": f"must be one of {', '.join(map(repr, expected))}",
-        "const": f"must be {expected!r}",
-        "pattern": "does not have the expected format",
-        "format": f"must be a valid {expected}",
-        "minLength": f"must be at least {expected} characters long",
-        "maxLength": f"must be at most {expected} characters long",
-        "minimum": f"must be at least {expected}",
-        "maximum": f"must be at most {expected}",
-        "exclusiveMinimum": f"must be greater than {expected}",
-        "exclusiveMaximum": f"must be less than {expected}",
-    }
-    return f"{path}: {messages.get(str(rule), f'breaks the {rule!r} rule of the schema')}"
+    return f"{path}: {_rule_message(str(rule), expected)}"
+
+
+def _rule_message(rule: str, expected: Any) -> str:
+    match rule:
+        case "type":
+            return f"must be of type {expected}"
+        case "enum":
+            return f"must be one of {', '.join(map(repr, expected))}"
+        case "const":
+            return f"must be {expected!r}"
+        case "pattern":
+            return "does not have the expected format"
+        case "format":
+            return f"must be a valid {expected}"
+        case "minLength":
+            return f"must be at least {expected} characters long"
+        case "maxLength":
+            return f"must be at most {expected} characters long"
+        case "minimum":
+            return f"must be at least {expected}"
+        case "maximum":
+            return f"must be at most {expected}"
+        case "exclusiveMinimum":
+            return f"must be greater than {expected}"
+        case "exclusiveMaximum":
+            return f"must be less than {expected}"
+        case _:
+            return f"breaks the {rule!r} rule of the schema"

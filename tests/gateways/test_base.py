@@ -1,0 +1,165 @@
+"""The plugin contract: capabilities, config validation, unsupported operations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from attrs import frozen
+
+from paycore.errors import ConfigurationError, GatewayProtocolError, UnsupportedOperation
+from paycore.gateways.base import (
+    Capabilities,
+    Exchange,
+    Gateway,
+    GatewayConfig,
+    Operation,
+    RequestPolicy,
+    Timeouts,
+    read_json,
+    secret,
+)
+from paycore.money import Money
+from paycore.transactions.model import GatewayResult, Outcome, PaymentRequest
+
+SECRET = "sk_test_SENTINEL_value_42"
+
+
+@frozen(kw_only=True)
+class ShopConfig(GatewayConfig):
+    base_url: str
+    api_key: str = secret()
+    mode: str = "test"
+
+
+class ShopGateway(Gateway):
+    name = "shop"
+    display_name = "Shop"
+    capabilities = Capabilities(operations={"authorize"}, currencies={"usd", "EUR"})
+    config_type = ShopConfig
+    config_schema = {
+        "type": "object",
+        "required": ["base_url", "api_key"],
+        "additionalProperties": False,
+        "properties": {
+            "base_url": {"type": "string", "format": "uri", "pattern": "^https?://"},
+            "api_key": {"type": "string", "minLength": 20},
+            "mode": {"enum": ["test", "live"]},
+        },
+    }
+
+    def authorize(self, request: PaymentRequest) -> Exchange[GatewayResult]:
+        yield self.build_request("POST", "https://shop.example/pay", json={})
+        return GatewayResult(outcome=Outcome.APPROVED)
+
+
+def request() -> PaymentRequest:
+    return PaymentRequest(
+        transaction_id="tx_1",
+        transaction_type="capture",
+        payment_id="pay_1",
+        amount=Money(100, "USD"),
+    )
+
+
+def test_a_valid_config_builds_the_gateway_with_timeouts() -> None:
+    gateway = ShopGateway.from_config(
+        {"base_url": "https://shop.example", "api_key": SECRET, "timeouts": {"read": 2}}
+    )
+    assert gateway.timeouts == Timeouts(connect=5.0, read=2, total=60.0)
+    assert SECRET not in repr(gateway.config)
+    assert gateway.secret_values() == (SECRET,)
+
+
+def test_a_bad_config_lists_every_problem_and_never_the_values() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        ShopGateway.from_config(
+            {"api_key": "short-SENTINEL", "mode": "prod", "colour": "red", "timeouts": {"read": -1}}
+        )
+    assert caught.value.problems == (
+        "(top level): unknown key(s) 'colour'",
+        "api_key: must be at least 20 characters long",
+        "base_url: is required",
+        "mode: must be one of 'test', 'live'",
+        "timeouts.read: must be greater than 0",
+    )
+    assert "SENTINEL" not in str(caught.value)
+    assert "prod" not in str(caught.value)
+
+
+def test_a_config_that_is_not_a_table_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="must be a table"):
+        ShopGateway.from_config(["base_url"])  # type: ignore[arg-type]
+
+
+def test_unsupported_operations_name_the_gateway_and_operation() -> None:
+    gateway = ShopGateway.from_config({"base_url": "https://shop.example", "api_key": SECRET})
+    with pytest.raises(UnsupportedOperation, match="'shop' does not support 'capture'") as caught:
+        gateway.capture(request())
+    assert (caught.value.gateway, caught.value.operation) == ("shop", "capture")
+
+
+def test_declaring_an_operation_without_implementing_it_fails_at_class_creation() -> None:
+    with pytest.raises(TypeError, match=r"declares \[<Operation.REFUND: 'refund'>\]"):
+
+        class Liar(Gateway):
+            name = "liar"
+            capabilities = Capabilities(operations={"refund"})
+
+
+def test_implementing_an_operation_without_declaring_it_fails_at_class_creation() -> None:
+    with pytest.raises(TypeError, match="implements"):
+
+        class Shy(Gateway):
+            name = "shy"
+            capabilities = Capabilities(operations=set())
+
+            def void(self, request: PaymentRequest) -> Exchange[GatewayResult]:
+                raise NotImplementedError
+                yield
+
+
+def test_capabilities_describe_themselves_in_canonical_order() -> None:
+    caps = Capabilities(operations={"refund", "authorize", "capture"}, currencies={"usd"})
+    assert caps.as_dict()["operations"] == ["authorize", "capture", "refund"]
+    assert caps.supports("refund") and not caps.supports(Operation.VOID)
+    assert caps.supports_currency("USD") and not caps.supports_currency("EUR")
+    assert Capabilities(operations=()).supports_currency("XYZ")
+
+
+def test_requests_carry_their_retry_policy() -> None:
+    gateway = ShopGateway.from_config({"base_url": "https://shop.example", "api_key": SECRET})
+    post = gateway.build_request("post", "https://shop.example/p", json={"a": 1})
+    keyed = gateway.build_request("POST", "https://shop.example/p", idempotent=True)
+    get = gateway.build_request("GET", "https://shop.example/p")
+    assert RequestPolicy.of(post) == RequestPolicy(mutation=True, idempotent=False)
+    assert RequestPolicy.of(keyed) == RequestPolicy(mutation=True, idempotent=True)
+    assert RequestPolicy.of(get) == RequestPolicy(mutation=False, idempotent=True)
+
+
+def test_plain_httpx_requests_get_a_policy_from_their_method() -> None:
+    import httpx
+
+    assert RequestPolicy.of(httpx.Request("DELETE", "https://x")).mutation
+    assert not RequestPolicy.of(httpx.Request("HEAD", "https://x")).mutation
+
+
+def test_read_json_explains_what_it_got() -> None:
+    import httpx
+
+    response = httpx.Response(200, content=b"<html>", headers={"content-type": "text/html"})
+    with pytest.raises(GatewayProtocolError, match=r"not JSON \(text/html, 6 bytes\)"):
+        read_json(response, "shop")
+    assert read_json(httpx.Response(200, json={"a": [1]}), "shop") == {"a": [1]}
+
+
+def test_exchanges_are_plain_generators_fed_by_hand() -> None:
+    import httpx
+
+    gateway = ShopGateway.from_config({"base_url": "https://shop.example", "api_key": SECRET})
+    exchange = gateway.authorize(request())
+    sent: Any = next(exchange)
+    assert sent.method == "POST"
+    with pytest.raises(StopIteration) as done:
+        exchange.send(httpx.Response(200, json={}))
+    assert done.value.value.outcome is Outcome.APPROVED

@@ -1,0 +1,322 @@
+"""The driver's error split, retries and transcripts, against real loopback servers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pluggy
+import pytest
+from attrs import frozen
+
+from paycore.errors import (
+    GatewayAuthError,
+    GatewayProtocolError,
+    GatewayUnavailable,
+    OutcomeUnknown,
+)
+from paycore.gateways.base import Capabilities, Exchange, Gateway, GatewayConfig, read_json, secret
+from paycore.gateways.driver import AsyncGatewayDriver, GatewayDriver, RetryPolicy
+from paycore.testing.loopback import (
+    FaultyServer,
+    SaturatedListener,
+    hang,
+    refused_address,
+    reset,
+    respond,
+    truncate,
+    vanish,
+)
+
+SENTINEL_PAN = "4111 1111 1111 1111"
+SENTINEL_CVV = "737"
+SENTINEL_SECRET = "sk_test_SENTINEL_9f8e7d6c"
+
+
+@frozen(kw_only=True)
+class EchoConfig(GatewayConfig):
+    base_url: str
+    api_key: str = secret()
+    idempotent_mutations: bool = False
+
+
+class EchoGateway(Gateway):
+    """A minimal gateway: one POST per authorize, one GET per status check."""
+
+    name = "echo"
+    display_name = "Echo"
+    config_type = EchoConfig
+    capabilities = Capabilities(operations={"authorize", "fetch_status"})
+
+    config: EchoConfig
+
+    def authorize(self, request: Any) -> Exchange[dict[str, Any]]:
+        response = yield self.build_request(
+            "POST",
+            f"{self.config.base_url}/payments",
+            json=request,
+            headers={"Authorization": f"Bearer {self.config.api_key}"},
+            idempotent=self.config.idempotent_mutations,
+        )
+        body: dict[str, Any] = read_json(response, self.name)
+        return body
+
+    def fetch_status(self, request: Any) -> Exchange[dict[str, Any]]:
+        response = yield self.build_request("GET", f"{self.config.base_url}/payments/1")
+        body: dict[str, Any] = read_json(response, self.name)
+        return body
+
+
+def authorize_then_check(gateway: EchoGateway) -> Exchange[dict[str, Any]]:
+    """Two steps: a mutation, then a read."""
+    yield from gateway.authorize({"amount": 100})
+    return (yield from gateway.fetch_status({}))
+
+
+def echo(
+    url: str, *, idempotent: bool = False, read: float = 2.0, total: float = 10.0
+) -> EchoGateway:
+    config = EchoConfig(
+        base_url=url,
+        api_key=SENTINEL_SECRET,
+        idempotent_mutations=idempotent,
+        timeouts={"connect": 0.3, "read": read, "total": total},
+    )
+    return EchoGateway(config)
+
+
+FAST_RETRY = RetryPolicy(max_attempts=3, backoff=0.01, max_backoff=0.05)
+
+
+def run_sync(gateway: EchoGateway, make: Callable[[EchoGateway], Exchange[Any]], **kw: Any) -> Any:
+    with GatewayDriver(gateway, hooks=None, retry=FAST_RETRY, **kw) as driver:
+        return driver.run(make(gateway), operation="authorize")
+
+
+def run_async(gateway: EchoGateway, make: Callable[[EchoGateway], Exchange[Any]], **kw: Any) -> Any:
+    async def go() -> Any:
+        async with AsyncGatewayDriver(gateway, hooks=None, retry=FAST_RETRY, **kw) as driver:
+            return await driver.run(make(gateway), operation="authorize")
+
+    return asyncio.run(go())
+
+
+@pytest.fixture(params=["sync", "async"])
+def run(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    return run_sync if request.param == "sync" else run_async
+
+
+def authorize(gateway: EchoGateway) -> Exchange[Any]:
+    return gateway.authorize({"amount": 100})
+
+
+def status(gateway: EchoGateway) -> Exchange[Any]:
+    return gateway.fetch_status({})
+
+
+# -- not sent: GatewayUnavailable, retried ---------------------------------------------
+
+
+def test_connection_refused_is_unavailable_and_retried(run: Callable[..., Any]) -> None:
+    gateway = echo(refused_address())
+    with pytest.raises(GatewayUnavailable, match="nothing was done, safe to retry"):
+        run(gateway, authorize)
+
+
+def test_connect_timeout_is_unavailable(run: Callable[..., Any]) -> None:
+    with SaturatedListener() as listener:
+        started = time.monotonic()
+        with pytest.raises(GatewayUnavailable, match="ConnectTimeout"):
+            run(echo(listener.url), authorize)
+        # three attempts of 0.3 s each plus short backoffs
+        assert time.monotonic() - started < 2.5
+
+
+def test_rate_limited_mutation_is_retried_because_it_was_not_processed(
+    run: Callable[..., Any],
+) -> None:
+    with FaultyServer([respond(429, "{}"), respond(200, '{"id": "p1"}')]) as server:
+        assert run(echo(server.url), authorize) == {"id": "p1"}
+        assert len(server.requests) == 2
+
+
+# -- sent, outcome unknown -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "detail"),
+    [
+        (hang(), "no answer within the timeout"),
+        (reset(), "connection broke"),
+        (truncate(), "connection broke"),
+        (respond(500, '{"error": "boom"}'), "provider failed"),
+        (respond(503, "<html>"), "provider failed"),
+    ],
+    ids=["read-timeout", "reset-after-send", "truncated-body", "500", "503"],
+)
+def test_mutation_without_definitive_answer_is_outcome_unknown_and_never_resent(
+    run: Callable[..., Any], behaviour: Any, detail: str
+) -> None:
+    with FaultyServer([behaviour]) as server:
+        with pytest.raises(OutcomeUnknown, match=detail) as caught:
+            run(echo(server.url, read=0.3), authorize)
+        assert len(server.requests) == 1
+    assert "reconcile" in str(caught.value)
+
+
+def test_malformed_body_after_a_mutation_is_outcome_unknown(run: Callable[..., Any]) -> None:
+    with FaultyServer([respond(200, "not json {")]) as server:
+        with pytest.raises(OutcomeUnknown, match="could not be read") as caught:
+            run(echo(server.url), authorize)
+        assert isinstance(caught.value.__cause__, GatewayProtocolError)
+        assert caught.value.http_status == 200
+
+
+def test_malformed_body_on_a_read_is_a_protocol_error(run: Callable[..., Any]) -> None:
+    with FaultyServer([respond(200, "<html>oops</html>", "text/html")]) as server:
+        with pytest.raises(GatewayProtocolError, match="not JSON"):
+            run(echo(server.url), status)
+
+
+def test_idempotent_mutation_is_resent_after_a_timeout(run: Callable[..., Any]) -> None:
+    with FaultyServer([hang(), respond(200, '{"id": "p1"}')]) as server:
+        assert run(echo(server.url, idempotent=True, read=0.3), authorize) == {"id": "p1"}
+        assert len(server.requests) == 2
+        assert server.requests[0] == server.requests[1]
+
+
+def test_reads_are_retried_after_5xx(run: Callable[..., Any]) -> None:
+    with FaultyServer([respond(502, ""), respond(200, '{"status": "ok"}')]) as server:
+        assert run(echo(server.url), status) == {"status": "ok"}
+
+
+def test_a_read_that_keeps_failing_is_unavailable_not_unknown(run: Callable[..., Any]) -> None:
+    with FaultyServer([respond(500, "")]) as server:
+        with pytest.raises(GatewayUnavailable):
+            run(echo(server.url), status)
+        assert len(server.requests) == 3
+
+
+def test_failure_after_a_mutation_reached_the_provider_is_outcome_unknown(
+    run: Callable[..., Any],
+) -> None:
+    with FaultyServer([respond(200, '{"id": "p1"}'), respond(500, "")]) as server:
+        with pytest.raises(OutcomeUnknown):
+            run(echo(server.url), authorize_then_check)
+        assert len(server.requests) == 4  # the mutation once, the read three times
+
+
+def test_an_unknown_mutation_stays_unknown_when_its_retry_cannot_connect(
+    run: Callable[..., Any],
+) -> None:
+    # The first attempt may have gone through; a refused retry does not make it "not sent".
+    with FaultyServer([vanish()]) as server:
+        with pytest.raises(OutcomeUnknown, match="may have happened"):
+            run(echo(server.url, idempotent=True, read=0.3), authorize)
+        assert len(server.requests) == 1
+
+
+def test_credentials_rejected_is_an_auth_error_and_not_retried(run: Callable[..., Any]) -> None:
+    with FaultyServer([respond(401, '{"error": "bad key"}')]) as server:
+        with pytest.raises(GatewayAuthError, match="rejected the credentials"):
+            run(echo(server.url), status)
+        assert len(server.requests) == 1
+
+
+def test_4xx_answers_go_to_the_plugin(run: Callable[..., Any]) -> None:
+    with FaultyServer([respond(402, '{"error": {"code": "card_declined"}}')]) as server:
+        assert run(echo(server.url), authorize) == {"error": {"code": "card_declined"}}
+
+
+def test_total_time_is_bounded_across_retries(run: Callable[..., Any]) -> None:
+    with FaultyServer([hang()]) as server:
+        gateway = echo(server.url, idempotent=True, read=0.3, total=0.5)
+        started = time.monotonic()
+        with pytest.raises(OutcomeUnknown):
+            run(gateway, authorize)
+        assert time.monotonic() - started < 1.0
+        assert len(server.requests) == 2
+
+
+def test_error_carries_gateway_status_and_request_id(run: Callable[..., Any]) -> None:
+    body = b"{}"
+    with FaultyServer([respond(500, body)]) as server, pytest.raises(OutcomeUnknown) as caught:
+        run(echo(server.url), authorize)
+    assert caught.value.gateway == "echo"
+    assert caught.value.http_status == 500
+
+
+# -- transcripts -----------------------------------------------------------------------
+
+
+def sensitive_authorize(gateway: EchoGateway) -> Exchange[Any]:
+    return gateway.authorize(
+        {"card": {"number": SENTINEL_PAN, "cvc": SENTINEL_CVV}, "note": SENTINEL_SECRET}
+    )
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    @pluggy.HookimplMarker("paycore")
+    def paycore_gateway_exchange(self, gateway: str, operation: str, transcript: Any) -> None:
+        self.calls.append({"gateway": gateway, "operation": operation, "transcript": transcript})
+
+
+def hooks_with(recorder: Recorder) -> Any:
+    from paycore import hookspecs
+
+    manager = pluggy.PluginManager("paycore")
+    manager.add_hookspecs(hookspecs)
+    manager.register(recorder)
+    return manager.hook
+
+
+def test_transcripts_reach_the_hook_and_logs_without_card_data_or_secrets(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    echoed = json.dumps({"card_number": SENTINEL_PAN.replace(" ", ""), "cvv": SENTINEL_CVV})
+    recorder = Recorder()
+    caplog.set_level(logging.DEBUG, logger="paycore")
+    with FaultyServer([respond(200, echoed)]) as server:
+        gateway = echo(server.url)
+        with GatewayDriver(gateway, hooks=hooks_with(recorder), retry=FAST_RETRY) as driver:
+            driver.run(sensitive_authorize(gateway), operation="authorize")
+        assert SENTINEL_SECRET.encode() in server.requests[0]  # it really was sent
+    [call] = recorder.calls
+    transcript = call["transcript"]
+    assert (call["gateway"], call["operation"], transcript.outcome) == (
+        "echo",
+        "authorize",
+        "completed",
+    )
+    [record] = transcript.records
+    assert record.status_code == 200
+    dumped = json.dumps(transcript.as_dict()) + caplog.text
+    for sentinel in (
+        SENTINEL_PAN,
+        SENTINEL_PAN.replace(" ", ""),
+        f'"{SENTINEL_CVV}"',
+        SENTINEL_SECRET,
+    ):
+        assert sentinel not in dumped
+    assert "…1111" in record.request_body
+    assert ("authorization", "[REDACTED]") in record.request_headers
+
+
+def test_failed_exchange_is_logged_as_a_warning_with_its_attempts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="paycore")
+    gateway = echo(refused_address())
+    with pytest.raises(GatewayUnavailable):
+        run_sync(gateway, sensitive_authorize)
+    [record] = caplog.records
+    assert "GatewayUnavailable" in record.getMessage()
+    assert record.getMessage().count("ConnectError") == 3
+    assert SENTINEL_SECRET not in caplog.text

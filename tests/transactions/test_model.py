@@ -1,0 +1,99 @@
+"""The shared vocabulary guards its own invariants."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+
+from paycore.errors import InvalidAmount, InvalidRequest
+from paycore.money import Money
+from paycore.transactions.model import (
+    DeclineReason,
+    GatewayResult,
+    NextAction,
+    Outcome,
+    PaymentMethod,
+    PaymentRequest,
+    TransactionStatus,
+    TransactionType,
+    WebhookRequest,
+)
+
+
+def make_request(**changes: object) -> PaymentRequest:
+    fields: dict[str, object] = {
+        "transaction_id": "tx_1",
+        "transaction_type": "authorize",
+        "payment_id": "pay_1",
+        "amount": Money(100, "USD"),
+    }
+    fields.update(changes)
+    return PaymentRequest(**fields)  # type: ignore[arg-type]
+
+
+def test_the_provider_idempotency_key_derives_from_the_transaction_id() -> None:
+    assert make_request(transaction_id="tx_42").idempotency_key == "tx_42"
+
+
+@pytest.mark.parametrize("amount", [Money(0, "USD"), Money(-1, "USD")])
+def test_requests_need_a_positive_amount(amount: Money) -> None:
+    with pytest.raises(InvalidAmount, match="positive"):
+        make_request(amount=amount)
+
+
+def test_requests_refuse_amounts_that_are_not_money() -> None:
+    with pytest.raises(InvalidAmount):
+        make_request(amount=100)
+
+
+def test_requests_refuse_unknown_transaction_types_and_empty_ids() -> None:
+    with pytest.raises(ValueError, match="teleport"):
+        make_request(transaction_type="teleport")
+    with pytest.raises(InvalidRequest):
+        make_request(transaction_id="")
+
+
+def test_payment_method_tokens_stay_out_of_reprs() -> None:
+    method = PaymentMethod(type="card", token="tok_SENTINEL")
+    assert "tok_SENTINEL" not in repr(make_request(payment_method=method))
+
+
+def test_metadata_is_read_only() -> None:
+    request = make_request(metadata={"order": "A1"})
+    with pytest.raises(TypeError):
+        request.metadata["order"] = "B2"  # type: ignore[index]
+
+
+def test_a_decline_needs_a_reason_and_only_a_decline_has_one() -> None:
+    with pytest.raises(InvalidRequest):
+        GatewayResult(outcome=Outcome.DECLINED)
+    with pytest.raises(InvalidRequest):
+        GatewayResult(outcome=Outcome.APPROVED, decline_reason=DeclineReason.OTHER)
+    declined = GatewayResult(outcome="declined", decline_reason=DeclineReason.INSUFFICIENT_FUNDS)
+    assert not declined.approved
+
+
+def test_action_required_needs_a_next_action() -> None:
+    with pytest.raises(InvalidRequest):
+        GatewayResult(outcome=Outcome.ACTION_REQUIRED)
+    result = GatewayResult(
+        outcome=Outcome.ACTION_REQUIRED, next_action=NextAction.redirect("https://3ds.example/x")
+    )
+    assert result.next_action is not None and result.next_action.method == "GET"
+
+
+def test_statuses_know_which_are_final() -> None:
+    assert {s for s in TransactionStatus if s.is_final} == {"succeeded", "declined", "failed"}
+    assert TransactionType("sale") is TransactionType.SALE
+
+
+def test_webhook_requests_have_lower_case_header_names() -> None:
+    delivery = WebhookRequest(method="POST", headers={"X-Signature": "abc"}, body=b"{}")
+    assert delivery.header("x-signature") == delivery.header("X-SIGNATURE") == "abc"
+
+
+def test_value_objects_change_only_through_evolve() -> None:
+    request = make_request()
+    assert attrs.evolve(request, transaction_id="tx_2").transaction_id == "tx_2"
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        request.transaction_id = "tx_3"  # type: ignore[misc]
