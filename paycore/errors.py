@@ -28,6 +28,7 @@ secrets or credential headers: exchanges are scrubbed before anything is quoted.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 __all__ = [
     "ConfigurationError",
@@ -116,8 +117,11 @@ class GatewayError(PaycoreError):
     """Talking to a payment provider went wrong.
 
     ``gateway`` names the plugin, ``http_status`` and ``request_id`` identify the
-    provider's answer when there was one.
+    provider's answer when there was one. ``transcript`` is the scrubbed record of the
+    exchange (a `paycore.gateways.scrub.Transcript`) when the driver raised it.
     """
+
+    transcript: Any = None
 
     def __init__(
         self,

@@ -25,7 +25,9 @@ and returns the operation's result. The driver owns:
   deduplicates (`RequestPolicy.idempotent`). Backoff grows per attempt, honours
   ``Retry-After``, and never runs past the total bound.
 - a scrubbed `Transcript` of every exchange, handed to the ``paycore_gateway_exchange``
-  hook and to the ``paycore.gateways`` logger.
+  hook and to the ``paycore.gateways`` logger (failures at WARNING, all at DEBUG),
+  returned by ``run_recorded``, and attached to every `GatewayError` it raises. It is
+  built only when one of those wants it, so a plain `run` pays nothing for it.
 
 `GatewayDriver` is synchronous (`httpx.Client`), `AsyncGatewayDriver` asynchronous
 (`httpx.AsyncClient`); both run the same plugin code.
@@ -38,9 +40,9 @@ import enum
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Generic, Self, TypeAlias, TypeVar
 
 import httpx
 from attrs import frozen
@@ -56,7 +58,7 @@ from paycore.errors import (
 from paycore.gateways.base import Exchange, Gateway, RequestPolicy
 from paycore.gateways.scrub import ExchangeRecord, Scrubber, Transcript
 
-__all__ = ["AsyncGatewayDriver", "GatewayDriver", "RetryPolicy"]
+__all__ = ["AsyncGatewayDriver", "GatewayDriver", "Recorded", "RetryPolicy"]
 
 T = TypeVar("T")
 
@@ -114,7 +116,7 @@ class _Run:
         self.operation = operation
         self.started = driver.clock()
         self.deadline = self.started + self.gateway.timeouts.total
-        self.records: list[ExchangeRecord] = []
+        self.records: list[_RawRecord] = []
         # True once a mutation of this exchange may have reached the provider.
         self.mutation_reached = False
 
@@ -243,68 +245,151 @@ class _Run:
         response: httpx.Response | None = None,
         failure: _Failure | None = None,
     ) -> None:
-        scrub = self.driver.scrubber
-        self.records.append(
-            ExchangeRecord(
-                attempt=attempt,
-                method=request.method,
-                url=scrub.text(str(request.url)),
-                request_headers=scrub.headers(request.headers),
-                request_body=scrub.body(request.content),
-                status_code=None if response is None else response.status_code,
-                response_headers=() if response is None else scrub.headers(response.headers),
-                response_body=None if response is None else scrub.body(response.content),
-                elapsed_ms=elapsed * 1000,
-                error=None if failure is None or response is not None else failure.message,
-            )
-        )
+        # Kept raw and scrubbed only when a transcript is wanted: most runs need none.
+        error = failure.message if failure is not None and response is None else None
+        self.records.append(_RawRecord(attempt, request, response, elapsed, error))
 
-    def finish(self, outcome: str) -> Transcript:
+    def finish(self, outcome: str, *, keep: bool) -> Transcript | None:
+        """Build the transcript if anyone wants it: the caller, a hook or the log."""
+        hooks = self.driver.hooks
+        hooked = hooks is not None and bool(hooks.paycore_gateway_exchange.get_hookimpls())
+        debug = logger.isEnabledFor(logging.DEBUG)
+        failed = outcome != "completed"
+        if not (keep or hooked or debug or failed):
+            return None
         transcript = Transcript(
             gateway=self.gateway.name,
             operation=self.operation,
-            records=tuple(self.records),
+            records=tuple(raw.scrubbed(self.driver.scrubber) for raw in self.records),
             outcome=outcome,
         )
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "%s %s %s: %s", self.gateway.name, self.operation, outcome, transcript.summary()
+        if debug or failed:
+            logger.log(
+                logging.WARNING if failed else logging.DEBUG,
+                "%s %s %s: %s",
+                self.gateway.name,
+                self.operation,
+                outcome,
+                transcript.summary(),
             )
-        elif outcome != "completed":
-            logger.warning(
-                "%s %s %s: %s", self.gateway.name, self.operation, outcome, transcript.summary()
-            )
-        hooks = self.driver.hooks
-        if hooks is not None:
+        if hooked and hooks is not None:
             hooks.paycore_gateway_exchange(
                 gateway=self.gateway.name, operation=self.operation, transcript=transcript
             )
         return transcript
 
 
+@frozen
+class _RawRecord:
+    attempt: int
+    request: httpx.Request
+    response: httpx.Response | None
+    elapsed: float
+    error: str | None
+
+    def scrubbed(self, scrub: Scrubber) -> ExchangeRecord:
+        request, response = self.request, self.response
+        return ExchangeRecord(
+            attempt=self.attempt,
+            method=request.method,
+            url=scrub.text(str(request.url)),
+            request_headers=scrub.headers(request.headers),
+            request_body=scrub.body(request.content),
+            status_code=None if response is None else response.status_code,
+            response_headers=() if response is None else scrub.headers(response.headers),
+            response_body=None if response is None else scrub.body(response.content),
+            elapsed_ms=self.elapsed * 1000,
+            error=self.error,
+        )
+
+
+@frozen
+class _Wait:
+    seconds: float
+
+
+@frozen
+class Recorded(Generic[T]):
+    """A result with the scrubbed transcript of the exchange that produced it."""
+
+    result: T
+    transcript: Transcript
+
+
+# What the shared step generator asks its executor to do: send a request, or wait.
+_Step: TypeAlias = Generator["httpx.Request | _Wait", "httpx.Response | None", T]
+
+
 class _DriverBase:
+    """The decisions of the drivers, as a generator of steps their executors carry out."""
+
     def __init__(
         self,
         gateway: Gateway,
         *,
         hooks: Any | None,
-        retry: RetryPolicy,
+        retry: RetryPolicy | None,
         clock: Callable[[], float],
         rng: random.Random | None,
     ) -> None:
         self.gateway = gateway
-        self.retry = retry
+        self.retry = retry or RetryPolicy()
         self.clock = clock
         self.rng = rng or random.Random()
         self.scrubber = Scrubber(gateway.secret_values())
-        self.hooks = hooks
-        self.last_transcript: Transcript | None = None
+        self.hooks = _default_hooks() if hooks is ... else hooks
 
-    def _start(self, operation: str) -> _Run:
-        return _Run(self, operation)
+    def _conduct(
+        self, exchange: Exchange[T], operation: str, *, keep: bool
+    ) -> _Step[tuple[T, Transcript | None]]:
+        run = _Run(self, operation)
+        try:
+            request = next(exchange)
+        except StopIteration as stop:
+            return stop.value, run.finish("completed", keep=keep)
+        while True:
+            try:
+                response = yield from self._attempts(run, request)
+            except GatewayError as failed:
+                exchange.close()
+                failed.transcript = run.finish(type(failed).__name__, keep=True)
+                raise
+            try:
+                request = exchange.send(response)
+            except StopIteration as stop:
+                return stop.value, run.finish("completed", keep=keep)
+            except Exception as exc:
+                error = run.plugin_error(exc, response)
+                if isinstance(error, GatewayError):
+                    error.transcript = run.finish(type(error).__name__, keep=True)
+                else:
+                    run.finish(type(error).__name__, keep=False)
+                if error is exc:
+                    raise
+                raise error from exc
 
-    def _conclude(self, run: _Run, outcome: str) -> None:
-        self.last_transcript = run.finish(outcome)
+    def _attempts(self, run: _Run, request: httpx.Request) -> _Step[httpx.Response]:
+        attempt = 0
+        while True:
+            attempt += 1
+            run.prepare(request)
+            started = time.perf_counter()
+            try:
+                response = yield request
+            except httpx.HTTPError as exc:
+                failure = run.classify_error(request, exc)
+                run.record(request, attempt, time.perf_counter() - started, failure=failure)
+            else:
+                assert response is not None
+                run.record(request, attempt, time.perf_counter() - started, response=response)
+                rejected = run.classify_response(request, response)
+                if rejected is None:
+                    return response
+                failure = rejected
+            delay = run.retry_delay(request, failure, attempt)
+            if delay is None:
+                raise run.error(failure) from failure.cause
+            yield _Wait(delay)
 
 
 def _default_hooks() -> Any:
@@ -316,8 +401,8 @@ def _default_hooks() -> Any:
 class GatewayDriver(_DriverBase):
     """Runs exchanges over a shared `httpx.Client`. Thread-safe; close it when done.
 
-    ``hooks`` is a pluggy hook relay (the installed plugins' by default, ``None`` for
-    none).
+    ``hooks`` is a pluggy hook relay: the installed plugins' by default, ``None`` for
+    none. ``clock``, ``sleep`` and ``rng`` are seams for tests.
     """
 
     def __init__(
@@ -331,64 +416,41 @@ class GatewayDriver(_DriverBase):
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        super().__init__(
-            gateway,
-            hooks=_default_hooks() if hooks is ... else hooks,
-            retry=retry or RetryPolicy(),
-            clock=clock,
-            rng=rng,
-        )
+        super().__init__(gateway, hooks=hooks, retry=retry, clock=clock, rng=rng)
         self._owns_client = client is None
         self.client = client if client is not None else httpx.Client(follow_redirects=False)
         self._sleep = sleep
 
     def run(self, exchange: Exchange[T], *, operation: str) -> T:
-        """Drive ``exchange`` to its result; ``operation`` names it in transcripts."""
-        run = self._start(operation)
+        """Drive ``exchange`` to its result; ``operation`` names it in transcripts.
+
+        A `GatewayError` raised here carries the exchange's scrubbed ``transcript``.
+        """
+        return self._execute(self._conduct(exchange, operation, keep=False))[0]
+
+    def run_recorded(self, exchange: Exchange[T], *, operation: str) -> Recorded[T]:
+        """Like `run`, and return the scrubbed transcript with the result."""
+        steps: _Step[tuple[T, Transcript | None]] = self._conduct(exchange, operation, keep=True)
+        result, transcript = self._execute(steps)
+        assert transcript is not None
+        return Recorded(result, transcript)
+
+    def _execute(self, steps: _Step[T]) -> T:
         try:
-            request = next(exchange)
+            step = next(steps)
+            while True:
+                if isinstance(step, _Wait):
+                    self._sleep(step.seconds)
+                    step = steps.send(None)
+                    continue
+                try:
+                    response = self.client.send(step)
+                except httpx.HTTPError as exc:
+                    step = steps.throw(exc)
+                else:
+                    step = steps.send(response)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
-        while True:
-            try:
-                response = self._send(run, request)
-            except GatewayError as exc:
-                exchange.close()
-                self._conclude(run, type(exc).__name__)
-                raise
-            try:
-                request = exchange.send(response)
-            except StopIteration as stop:
-                self._conclude(run, "completed")
-                return stop.value  # type: ignore[no-any-return]
-            except Exception as exc:
-                error = run.plugin_error(exc, response)
-                self._conclude(run, type(error).__name__)
-                if error is exc:
-                    raise
-                raise error from exc
-
-    def _send(self, run: _Run, request: httpx.Request) -> httpx.Response:
-        attempt = 0
-        while True:
-            attempt += 1
-            run.prepare(request)
-            started = time.perf_counter()
-            try:
-                response = self.client.send(request)
-            except httpx.HTTPError as exc:
-                failure = run.classify_error(request, exc)
-                run.record(request, attempt, time.perf_counter() - started, failure=failure)
-            else:
-                run.record(request, attempt, time.perf_counter() - started, response=response)
-                rejected = run.classify_response(request, response)
-                if rejected is None:
-                    return response
-                failure = rejected
-            delay = run.retry_delay(request, failure, attempt)
-            if delay is None:
-                raise run.error(failure) from failure.cause
-            self._sleep(delay)
 
     def close(self) -> None:
         if self._owns_client:
@@ -419,63 +481,37 @@ class AsyncGatewayDriver(_DriverBase):
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
-        super().__init__(
-            gateway,
-            hooks=_default_hooks() if hooks is ... else hooks,
-            retry=retry or RetryPolicy(),
-            clock=clock,
-            rng=rng,
-        )
+        super().__init__(gateway, hooks=hooks, retry=retry, clock=clock, rng=rng)
         self._owns_client = client is None
         self.client = client if client is not None else httpx.AsyncClient(follow_redirects=False)
 
     async def run(self, exchange: Exchange[T], *, operation: str) -> T:
-        """Drive ``exchange`` to its result; ``operation`` names it in transcripts."""
-        run = self._start(operation)
+        """Drive ``exchange`` to its result; see `GatewayDriver.run`."""
+        return (await self._execute(self._conduct(exchange, operation, keep=False)))[0]
+
+    async def run_recorded(self, exchange: Exchange[T], *, operation: str) -> Recorded[T]:
+        """Like `run`, and return the scrubbed transcript with the result."""
+        steps: _Step[tuple[T, Transcript | None]] = self._conduct(exchange, operation, keep=True)
+        result, transcript = await self._execute(steps)
+        assert transcript is not None
+        return Recorded(result, transcript)
+
+    async def _execute(self, steps: _Step[T]) -> T:
         try:
-            request = next(exchange)
+            step = next(steps)
+            while True:
+                if isinstance(step, _Wait):
+                    await asyncio.sleep(step.seconds)
+                    step = steps.send(None)
+                    continue
+                try:
+                    response = await self.client.send(step)
+                except httpx.HTTPError as exc:
+                    step = steps.throw(exc)
+                else:
+                    step = steps.send(response)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
-        while True:
-            try:
-                response = await self._send(run, request)
-            except GatewayError as exc:
-                exchange.close()
-                self._conclude(run, type(exc).__name__)
-                raise
-            try:
-                request = exchange.send(response)
-            except StopIteration as stop:
-                self._conclude(run, "completed")
-                return stop.value  # type: ignore[no-any-return]
-            except Exception as exc:
-                error = run.plugin_error(exc, response)
-                self._conclude(run, type(error).__name__)
-                if error is exc:
-                    raise
-                raise error from exc
-
-    async def _send(self, run: _Run, request: httpx.Request) -> httpx.Response:
-        attempt = 0
-        while True:
-            attempt += 1
-            run.prepare(request)
-            started = time.perf_counter()
-            try:
-                response = await self.client.send(request)
-            except httpx.HTTPError as exc:
-                failure = run.classify_error(request, exc)
-                run.record(request, attempt, time.perf_counter() - started, failure=failure)
-            else:
-                run.record(request, attempt, time.perf_counter() - started, response=response)
-                rejected = run.classify_response(request, response)
-                if rejected is None:
-                    return response
-                failure = rejected
-            delay = run.retry_delay(request, failure, attempt)
-            if delay is None:
-                raise run.error(failure) from failure.cause
-            await asyncio.sleep(delay)
 
     async def aclose(self) -> None:
         if self._owns_client:

@@ -28,26 +28,54 @@ MAX_BODY_CHARS = 8192
 
 _CANDIDATE_PAN = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
 
-# Field names whose values are never kept. Matched whole (case-insensitive), with an
-# optional separator between words, so "cardNumber", "card_number" and "card-number" match.
-_SENSITIVE_NAMES = (
-    r"cvv2?|cvc2?|cvn|csc|cid|security[_-]?code|card[_-]?code|card[_-]?verification\w*"
-    r"|pin|pin[_-]?block|pass(?:word|wd|phrase)?"
-    r"|secret\w*|\w*[_-]secret|api[_-]?key|private[_-]?key|secret[_-]?key|key[_-]?aes"
-    r"|access[_-]?token|refresh[_-]?token|auth[_-]?token|id[_-]?token"
-    r"|authorization|signature|sign"
-    r"|pan|card[_-]?number|account[_-]?number|iban"
-)
-_JSON_FIELD = re.compile(
-    rf'("(?i:{_SENSITIVE_NAMES})"\s*:\s*)("(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*|true|false)'
-)
-_FORM_FIELD = re.compile(rf"(?<![\w-])((?i:{_SENSITIVE_NAMES})=)([^&\s\"']*)")
+# Field names whose values are never kept, compared after lower-casing and dropping
+# "_" and "-", so "cardNumber", "card_number" and "card-number" are one name.
+_SENSITIVE_NAMES = frozenset(
+    {
+        "cvv", "cvv2", "cvc", "cvc2", "cvn", "csc", "cid", "securitycode", "cardcode",
+        "cardverification", "cardverificationvalue", "pin", "pinblock",
+        "password", "passwd", "passphrase", "secret", "apikey", "privatekey", "secretkey",
+        "keyaes", "accesstoken", "refreshtoken", "authtoken", "idtoken", "authorization",
+        "signature", "sign", "pan", "cardnumber", "accountnumber", "iban",
+    }
+)  # fmt: skip
 
+
+def _sensitive(name: str) -> bool:
+    key = name.lower().replace("_", "").replace("-", "")
+    return key in _SENSITIVE_NAMES or key.endswith("secret") or key.startswith("secret")
+
+
+_JSON_FIELD = re.compile(
+    r'("([A-Za-z0-9_-]{1,64})"\s*:\s*)("(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*|true|false)'
+)
+_FORM_FIELD = re.compile(r"(?<![A-Za-z0-9_-])([A-Za-z0-9_-]{1,64})=([^&\s\"']*)")
+
+# Headers whose values are protocol plumbing: kept as they are, without scrubbing.
+_PLAIN_HEADERS = frozenset(
+    {
+        "accept", "accept-encoding", "connection", "content-length", "content-type",
+        "date", "host", "idempotency-key", "request-id", "server", "transfer-encoding",
+        "user-agent", "x-request-id", "vary", "cache-control",
+    }
+)  # fmt: skip
 _SENSITIVE_HEADER = re.compile(
     r"authorization|proxy-authorization|cookie|set-cookie|x-api-key|api-key|apikey"
     r"|.*(?:secret|token|signature|session|password|-auth).*",
     re.IGNORECASE,
 )
+
+
+def _redact_json_field(match: re.Match[str]) -> str:
+    if _sensitive(match.group(2)):
+        return f'{match.group(1)}"{REDACTED}"'
+    return match.group(0)
+
+
+def _redact_form_field(match: re.Match[str]) -> str:
+    if _sensitive(match.group(1)):
+        return f"{match.group(1)}={REDACTED}"
+    return match.group(0)
 
 
 def luhn_valid(digits: str) -> bool:
@@ -86,8 +114,10 @@ class Scrubber:
         """Scrub free text: a body, a message, a URL."""
         if self._secrets is not None:
             text = self._secrets.sub(REDACTED, text)
-        text = _JSON_FIELD.sub(rf'\1"{REDACTED}"', text)
-        text = _FORM_FIELD.sub(rf"\1{REDACTED}", text)
+        if '"' in text:
+            text = _JSON_FIELD.sub(_redact_json_field, text)
+        if "=" in text:
+            text = _FORM_FIELD.sub(_redact_form_field, text)
         return _CANDIDATE_PAN.sub(_mask_pan, text)
 
     def body(self, content: bytes) -> str:
@@ -105,10 +135,15 @@ class Scrubber:
 
     def headers(self, headers: Mapping[str, str] | httpx.Headers) -> tuple[tuple[str, str], ...]:
         """Header pairs with credential headers redacted and other values scrubbed."""
-        return tuple(
-            (name, REDACTED if _SENSITIVE_HEADER.fullmatch(name) else self.text(value))
-            for name, value in headers.items()
-        )
+        scrubbed = []
+        for name, value in headers.items():
+            if name.lower() in _PLAIN_HEADERS:
+                scrubbed.append((name, value))
+            elif _SENSITIVE_HEADER.fullmatch(name):
+                scrubbed.append((name, REDACTED))
+            else:
+                scrubbed.append((name, self.text(value)))
+        return tuple(scrubbed)
 
 
 @frozen(kw_only=True)

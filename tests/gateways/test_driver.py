@@ -320,3 +320,48 @@ def test_failed_exchange_is_logged_as_a_warning_with_its_attempts(
     assert "GatewayUnavailable" in record.getMessage()
     assert record.getMessage().count("ConnectError") == 3
     assert SENTINEL_SECRET not in caplog.text
+
+
+def test_run_recorded_returns_the_result_with_its_scrubbed_transcript() -> None:
+    with FaultyServer([respond(200, '{"id": "p1"}')]) as server:
+        gateway = echo(server.url)
+        with GatewayDriver(gateway, hooks=None, retry=FAST_RETRY) as driver:
+            recorded = driver.run_recorded(sensitive_authorize(gateway), operation="authorize")
+    assert recorded.result == {"id": "p1"}
+    [record] = recorded.transcript.records
+    assert (record.method, record.status_code, record.response_body) == (
+        "POST",
+        200,
+        '{"id": "p1"}',
+    )
+    assert SENTINEL_SECRET not in record.request_body
+
+
+def test_errors_carry_the_transcript_of_every_attempt(run: Callable[..., Any]) -> None:
+    with pytest.raises(GatewayUnavailable) as caught:
+        run(echo(refused_address()), sensitive_authorize)
+    transcript = caught.value.transcript
+    assert transcript.outcome == "GatewayUnavailable"
+    assert [r.attempt for r in transcript.records] == [1, 2, 3]
+    assert all("ConnectError" in (r.error or "") for r in transcript.records)
+    assert SENTINEL_SECRET not in str(transcript.as_dict())
+
+
+def test_a_plain_run_with_nobody_listening_builds_no_transcript() -> None:
+    built: list[object] = []
+    with FaultyServer([respond(200, "{}")]) as server:
+        gateway = echo(server.url)
+        with GatewayDriver(gateway, hooks=hooks_with(Recorder()), retry=FAST_RETRY) as driver:
+            original = driver.scrubber.body
+            driver.scrubber.body = lambda content: built.append(content) or original(content)  # type: ignore[method-assign]
+            driver.run(authorize(gateway), operation="authorize")
+    # the hook has an implementation, so bodies were scrubbed for it
+    assert len(built) == 2
+    built.clear()
+    with FaultyServer([respond(200, "{}")]) as server:
+        gateway = echo(server.url)
+        with GatewayDriver(gateway, hooks=None, retry=FAST_RETRY) as driver:
+            original = driver.scrubber.body
+            driver.scrubber.body = lambda content: built.append(content) or original(content)  # type: ignore[method-assign]
+            driver.run(authorize(gateway), operation="authorize")
+    assert built == []
