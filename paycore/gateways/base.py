@@ -6,9 +6,10 @@ returns its result::
 
     def capture(self, request: PaymentRequest) -> Exchange[GatewayResult]:
         response = yield self.build_request(
-            "POST", f"/payments/{request.gateway_reference}/captures",
+            "POST", f"{self.config.base_url}/payments/{request.gateway_reference}/captures",
             json={"amount": request.amount.minor_units},
-            idempotency_key=request.idempotency_key,
+            headers={"Idempotency-Key": request.idempotency_key},
+            idempotent=True,  # the provider deduplicates by that key
         )
         return _result_from(response)
 
@@ -29,7 +30,7 @@ import json
 from collections.abc import Generator, Iterable, Mapping
 from datetime import timedelta
 from importlib import resources
-from typing import Any, ClassVar, TypeAlias, TypeVar
+from typing import Any, ClassVar, Self, TypeAlias, TypeVar
 
 import attrs
 import httpx
@@ -291,7 +292,7 @@ class Gateway:
             raise ConfigurationError(where, problems)
 
     @classmethod
-    def from_config(cls, mapping: Mapping[str, Any], *, where: str | None = None) -> Gateway:
+    def from_config(cls, mapping: Mapping[str, Any], *, where: str | None = None) -> Self:
         """Validate ``mapping`` against the schema, then build the gateway."""
         cls.validate_config(mapping, where=where)
         return cls(cls.config_type.from_mapping(mapping))

@@ -164,14 +164,15 @@ class _Run:
                 request_id=request_id,
                 retry_after=_retry_after(response),
             )
-        self._note_reached(request)
         if status in (401, 403):
+            # Refused at the door: the provider did nothing with the request.
             return _Failure(
                 _Kind.AUTH,
                 "the provider rejected the credentials; check the gateway's config",
                 http_status=status,
                 request_id=request_id,
             )
+        self._note_reached(request)
         if status >= 500:
             return _Failure(
                 _Kind.MAYBE_SENT,

@@ -125,6 +125,7 @@ class DeclineReason(enum.StrEnum):
     CANCELED = "canceled"  # the customer or merchant canceled
     INVALID_REQUEST = "invalid_request"  # the provider rejected the request as malformed
     PROCESSING_ERROR = "processing_error"  # the provider failed definitively
+    NOT_FOUND = "not_found"  # fetch_status: the provider has no record of the transaction
     OTHER = "other"
 
 

@@ -177,9 +177,11 @@ def test_malformed_body_after_a_mutation_is_outcome_unknown(run: Callable[..., A
 
 
 def test_malformed_body_on_a_read_is_a_protocol_error(run: Callable[..., Any]) -> None:
-    with FaultyServer([respond(200, "<html>oops</html>", "text/html")]) as server:
-        with pytest.raises(GatewayProtocolError, match="not JSON"):
-            run(echo(server.url), status)
+    with (
+        FaultyServer([respond(200, "<html>oops</html>", "text/html")]) as server,
+        pytest.raises(GatewayProtocolError, match="not JSON"),
+    ):
+        run(echo(server.url), status)
 
 
 def test_idempotent_mutation_is_resent_after_a_timeout(run: Callable[..., Any]) -> None:

@@ -1,0 +1,66 @@
+"""Read a provider's JSON answer field by field, naming what is not as documented.
+
+Plugins build one `AnswerReader` per gateway and read every field through it. Each
+method raises `GatewayProtocolError` naming the field, never quoting its value;
+the driver reports that as `OutcomeUnknown` when the request may have changed
+something at the provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from paycore.errors import GatewayProtocolError
+from paycore.gateways.base import read_json
+
+__all__ = ["AnswerReader"]
+
+
+class AnswerReader:
+    """Typed access to JSON answers of the gateway ``gateway``."""
+
+    def __init__(self, gateway: str) -> None:
+        self.gateway = gateway
+
+    def json(self, response: httpx.Response) -> Mapping[str, Any]:
+        """The response's body, which must be a JSON object."""
+        return self.object(read_json(response, self.gateway), "the answer")
+
+    def object(self, value: Any, what: str) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            raise self.error(f"{what} is not a JSON object")
+        return value
+
+    def text(self, body: Mapping[str, Any], key: str) -> str:
+        value = body.get(key)
+        if not isinstance(value, str):
+            raise self.error(f"the answer's {key!r} is missing or not a string")
+        return value
+
+    def optional_text(self, body: Mapping[str, Any], key: str) -> str | None:
+        value = body.get(key)
+        if value is not None and not isinstance(value, str):
+            raise self.error(f"the answer's {key!r} is not a string")
+        return value
+
+    def integer(self, body: Mapping[str, Any], key: str) -> int:
+        value = body.get(key)
+        # bool is an int subclass, and a float is never an amount.
+        if type(value) is not int:
+            raise self.error(f"the answer's {key!r} is missing or not an integer")
+        return value
+
+    def optional_integer(self, body: Mapping[str, Any], key: str) -> int | None:
+        return None if body.get(key) is None else self.integer(body, key)
+
+    def array(self, body: Mapping[str, Any], key: str) -> list[Any]:
+        value = body.get(key)
+        if not isinstance(value, list):
+            raise self.error(f"the answer's {key!r} is missing or not an array")
+        return value
+
+    def error(self, message: str, *, http_status: int | None = None) -> GatewayProtocolError:
+        return GatewayProtocolError(message, gateway=self.gateway, http_status=http_status)

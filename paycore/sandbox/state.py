@@ -1,0 +1,43 @@
+"""What every sandbox's in-memory state needs: one lock, ids, a clock.
+
+Routes run on the server's event loop while tests read the state from their own
+thread (``GET /_sandbox/state``, or the sandbox object directly), so every read and
+every change happens under `SandboxState.lock`.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+
+__all__ = ["IdGenerator", "SandboxState"]
+
+
+class IdGenerator:
+    """Provider-looking ids, ``pay_3f9c…``: a prefix and 24 hex digits.
+
+    Seeded, the sequence repeats from run to run (useful for recorded exchanges).
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def new(self, prefix: str) -> str:
+        with self._lock:
+            return f"{prefix}_{self._random.getrandbits(96):024x}"
+
+
+class SandboxState:
+    """Base of a sandbox's state: subclass it and change it only under ``lock``."""
+
+    def __init__(self, *, seed: int | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.lock = threading.RLock()
+        self.ids = IdGenerator(seed)
+        self.clock = clock
+
+    def now(self) -> int:
+        """The current time in whole seconds since the epoch, as providers write it."""
+        return int(self.clock())
