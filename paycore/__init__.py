@@ -1,3 +1,173 @@
-"""paycore: take payments through many providers with one API."""
+"""paycore: take payments through many providers with one API.
+
+The names below are the public API; everything else is reached through its module
+(``paycore.gateways.base`` for plugin authors, ``paycore.plugins`` for discovery,
+``paycore.sandbox`` for provider sandboxes, ``paycore.testing`` for test kits).
+Names are imported on first use, so ``import paycore`` (and the CLI) start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from paycore.config import Settings, build_gateways, load_settings
+    from paycore.errors import (
+        ConfigurationError,
+        CurrencyMismatch,
+        GatewayAuthError,
+        GatewayError,
+        GatewayProtocolError,
+        GatewayUnavailable,
+        IdempotencyConflict,
+        InvalidAmount,
+        InvalidRequest,
+        OutcomeUnknown,
+        PaycoreError,
+        PaymentBusy,
+        PluginError,
+        StateError,
+        UnsupportedOperation,
+        WebhookSignatureError,
+    )
+    from paycore.gateways.base import Capabilities, Exchange, Gateway, GatewayConfig, Operation
+    from paycore.gateways.driver import AsyncGatewayDriver, GatewayDriver, Recorded, RetryPolicy
+    from paycore.gateways.scrub import Transcript
+    from paycore.money import Currency, Money
+    from paycore.transactions.model import (
+        CheckoutSession,
+        Customer,
+        DeclineReason,
+        GatewayEvent,
+        GatewayResult,
+        NextAction,
+        NextActionKind,
+        Outcome,
+        PaymentMethod,
+        PaymentMethodOption,
+        PaymentRequest,
+        PaymentStatus,
+        TransactionStatus,
+        TransactionType,
+        WebhookHandling,
+        WebhookReply,
+        WebhookRequest,
+    )
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "AsyncGatewayDriver",
+    "Capabilities",
+    "CheckoutSession",
+    "ConfigurationError",
+    "Currency",
+    "CurrencyMismatch",
+    "Customer",
+    "DeclineReason",
+    "Exchange",
+    "Gateway",
+    "GatewayAuthError",
+    "GatewayConfig",
+    "GatewayDriver",
+    "GatewayError",
+    "GatewayEvent",
+    "GatewayProtocolError",
+    "GatewayResult",
+    "GatewayUnavailable",
+    "IdempotencyConflict",
+    "InvalidAmount",
+    "InvalidRequest",
+    "Money",
+    "NextAction",
+    "NextActionKind",
+    "Operation",
+    "Outcome",
+    "OutcomeUnknown",
+    "PaycoreError",
+    "PaymentBusy",
+    "PaymentMethod",
+    "PaymentMethodOption",
+    "PaymentRequest",
+    "PaymentStatus",
+    "PluginError",
+    "Recorded",
+    "RetryPolicy",
+    "Settings",
+    "StateError",
+    "TransactionStatus",
+    "TransactionType",
+    "Transcript",
+    "UnsupportedOperation",
+    "WebhookHandling",
+    "WebhookReply",
+    "WebhookRequest",
+    "WebhookSignatureError",
+    "build_gateways",
+    "load_settings",
+]
+
+_MODULES = {
+    "AsyncGatewayDriver": "paycore.gateways.driver",
+    "Capabilities": "paycore.gateways.base",
+    "CheckoutSession": "paycore.transactions.model",
+    "ConfigurationError": "paycore.errors",
+    "Currency": "paycore.money",
+    "CurrencyMismatch": "paycore.errors",
+    "Customer": "paycore.transactions.model",
+    "DeclineReason": "paycore.transactions.model",
+    "Exchange": "paycore.gateways.base",
+    "Gateway": "paycore.gateways.base",
+    "GatewayAuthError": "paycore.errors",
+    "GatewayConfig": "paycore.gateways.base",
+    "GatewayDriver": "paycore.gateways.driver",
+    "GatewayError": "paycore.errors",
+    "GatewayEvent": "paycore.transactions.model",
+    "GatewayProtocolError": "paycore.errors",
+    "GatewayResult": "paycore.transactions.model",
+    "GatewayUnavailable": "paycore.errors",
+    "IdempotencyConflict": "paycore.errors",
+    "InvalidAmount": "paycore.errors",
+    "InvalidRequest": "paycore.errors",
+    "Money": "paycore.money",
+    "NextAction": "paycore.transactions.model",
+    "NextActionKind": "paycore.transactions.model",
+    "Operation": "paycore.gateways.base",
+    "Outcome": "paycore.transactions.model",
+    "OutcomeUnknown": "paycore.errors",
+    "PaycoreError": "paycore.errors",
+    "PaymentBusy": "paycore.errors",
+    "PaymentMethod": "paycore.transactions.model",
+    "PaymentMethodOption": "paycore.transactions.model",
+    "PaymentRequest": "paycore.transactions.model",
+    "PaymentStatus": "paycore.transactions.model",
+    "PluginError": "paycore.errors",
+    "Recorded": "paycore.gateways.driver",
+    "RetryPolicy": "paycore.gateways.driver",
+    "Settings": "paycore.config",
+    "StateError": "paycore.errors",
+    "TransactionStatus": "paycore.transactions.model",
+    "TransactionType": "paycore.transactions.model",
+    "Transcript": "paycore.gateways.scrub",
+    "UnsupportedOperation": "paycore.errors",
+    "WebhookHandling": "paycore.transactions.model",
+    "WebhookReply": "paycore.transactions.model",
+    "WebhookRequest": "paycore.transactions.model",
+    "WebhookSignatureError": "paycore.errors",
+    "build_gateways": "paycore.config",
+    "load_settings": "paycore.config",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'paycore' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

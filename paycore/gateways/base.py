@@ -287,7 +287,9 @@ class Gateway:
                 where, [f"must be a table of settings, not {type(mapping).__name__}"]
             )
         validator = _validator(cls)
-        problems = sorted(_describe(error) for error in validator.iter_errors(dict(mapping)))
+        problems = sorted(
+            {line for error in validator.iter_errors(dict(mapping)) for line in _describe(error)}
+        )
         if problems:
             raise ConfigurationError(where, problems)
 
@@ -413,21 +415,21 @@ def _validator(cls: type[Gateway]) -> Any:
     return _VALIDATORS[cls]
 
 
-def _describe(error: jsonschema.ValidationError) -> str:
-    """One line for a schema violation, naming the key and rule but never the value."""
+def _describe(error: jsonschema.ValidationError) -> list[str]:
+    """Lines for a schema violation, naming keys and rules but never values."""
     path = ".".join(str(part) for part in error.absolute_path) or "(top level)"
     rule: Any = error.validator
     expected: Any = error.validator_value
     schema: Any = error.schema
     instance: Any = error.instance
     if rule == "required":
-        missing = [key for key in expected if key not in (instance or {})]
+        # jsonschema reports each missing key separately, each with the whole list.
         prefix = "" if path == "(top level)" else f"{path}."
-        return "; ".join(f"{prefix}{key}: is required" for key in missing)
+        return [f"{prefix}{key}: is required" for key in expected if key not in (instance or {})]
     if rule == "additionalProperties":
         extra = sorted(set(instance) - set(schema.get("properties", {})))
-        return f"{path}: unknown key(s) {', '.join(map(repr, extra))}"
-    return f"{path}: {_rule_message(str(rule), expected)}"
+        return [f"{path}: unknown key(s) {', '.join(map(repr, extra))}"]
+    return [f"{path}: {_rule_message(str(rule), expected)}"]
 
 
 def _rule_message(rule: str, expected: Any) -> str:

@@ -63,6 +63,7 @@ __all__ = ["AsyncGatewayDriver", "GatewayDriver", "Recorded", "RetryPolicy"]
 T = TypeVar("T")
 
 logger = logging.getLogger("paycore.gateways")
+hook_logger = logging.getLogger("paycore.hooks")
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 _REQUEST_ID_HEADERS = ("request-id", "x-request-id", "x-correlation-id")
@@ -274,9 +275,17 @@ class _Run:
                 transcript.summary(),
             )
         if hooked and hooks is not None:
-            hooks.paycore_gateway_exchange(
-                gateway=self.gateway.name, operation=self.operation, transcript=transcript
-            )
+            try:
+                hooks.paycore_gateway_exchange(
+                    gateway=self.gateway.name, operation=self.operation, transcript=transcript
+                )
+            except Exception:
+                # An observer's failure must not change what happened at the provider.
+                hook_logger.exception(
+                    "a paycore_gateway_exchange hook failed (%s %s)",
+                    self.gateway.name,
+                    self.operation,
+                )
         return transcript
 
 

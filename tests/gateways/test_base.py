@@ -87,6 +87,12 @@ def test_a_bad_config_lists_every_problem_and_never_the_values() -> None:
     assert "prod" not in str(caught.value)
 
 
+def test_each_missing_key_is_listed_once() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        ShopGateway.from_config({})
+    assert caught.value.problems == ("api_key: is required", "base_url: is required")
+
+
 def test_a_config_that_is_not_a_table_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="must be a table"):
         ShopGateway.from_config(["base_url"])  # type: ignore[arg-type]

@@ -367,3 +367,25 @@ def test_a_plain_run_with_nobody_listening_builds_no_transcript() -> None:
             driver.scrubber.body = lambda content: built.append(content) or original(content)  # type: ignore[method-assign]
             driver.run(authorize(gateway), operation="authorize")
     assert built == []
+
+
+class Exploding:
+    @pluggy.HookimplMarker("paycore")
+    def paycore_gateway_exchange(self, gateway: str, operation: str, transcript: Any) -> None:
+        raise RuntimeError("observer bug")
+
+
+def test_a_failing_hook_is_logged_and_does_not_change_the_result(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with FaultyServer([respond(200, '{"id": "p1"}')]) as server:
+        gateway = echo(server.url)
+        manager = pluggy.PluginManager("paycore")
+        from paycore import hookspecs
+
+        manager.add_hookspecs(hookspecs)
+        manager.register(Exploding())
+        with GatewayDriver(gateway, hooks=manager.hook, retry=FAST_RETRY) as driver:
+            assert driver.run(authorize(gateway), operation="authorize") == {"id": "p1"}
+    [record] = [r for r in caplog.records if r.name == "paycore.hooks"]
+    assert "paycore_gateway_exchange hook failed" in record.getMessage()

@@ -1,0 +1,335 @@
+"""The ``paycore`` command: installed plugins, settings, sandboxes and the demo.
+
+A mistake (an unknown gateway, a bad settings file, a bad option) prints one
+``error: …`` line on stderr (a settings file's problems one per line beneath it) and
+exits non-zero: 1 for paycore errors, 2 for usage errors. Heavy modules are imported
+by the commands that need them, so ``paycore --help`` starts quickly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import click
+
+from paycore import __version__
+from paycore.errors import ConfigurationError, PaycoreError, PluginError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from paycore.gateways.base import Capabilities
+
+__all__ = ["cli", "main"]
+
+
+class _Failure(click.ClickException):
+    """A failure shown as ``error: …`` on stderr, without usage text or traceback."""
+
+    exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+class _UsageFailure(_Failure):
+    """A mistake in the command line itself."""
+
+    exit_code = 2
+
+
+def _usage_failure(error: click.UsageError) -> _Failure:
+    message = error.format_message()
+    if error.ctx is not None:
+        message = f"{message} (see '{error.ctx.command_path} --help')"
+    return _UsageFailure(" ".join(message.split()))
+
+
+class _PaycoreGroup(click.Group):
+    """The root group: turns every expected failure into a `_Failure`."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as error:
+            raise _usage_failure(error) from error
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _Failure:
+            raise
+        except click.UsageError as error:
+            raise _usage_failure(error) from error
+        except click.ClickException as error:
+            raise _Failure(error.format_message()) from error
+        except PaycoreError as error:
+            raise _Failure(str(error)) from error
+
+
+class _State:
+    """What the root options leave for the commands."""
+
+    def __init__(self, config_path: Path | None) -> None:
+        self.config_path = config_path
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+@click.group("paycore", cls=_PaycoreGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="paycore", message="%(prog)s %(version)s")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Settings file (default: $PAYCORE_CONFIG, else ./paycore.toml if present).",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None) -> None:
+    """Take payments through many providers with one API."""
+    ctx.obj = _State(config_path)
+
+
+def main() -> None:
+    """Run the ``paycore`` command."""
+    cli.main(prog_name="paycore")
+
+
+# -- gateways ------------------------------------------------------------------------
+
+
+@cli.group()
+def gateways() -> None:
+    """Installed gateway plugins."""
+
+
+@gateways.command("list")
+def gateways_list() -> None:
+    """List the installed gateway plugins and what they offer."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from paycore import plugins
+
+    installed = plugins.available_gateways()
+    console = _console()
+    if not installed:
+        console.print("No gateway plugins are installed.")
+        return
+    table = Table("name", "display name", "distribution", "operations")
+    failures: list[PluginError] = []
+    for name, info in installed.items():
+        try:
+            cls = plugins.gateway_class(name)
+        except PluginError as error:
+            failures.append(error)
+            table.add_row(name, Text("failed to load", style="red"), info.provider, "")
+        else:
+            table.add_row(
+                name,
+                Text(getattr(cls, "display_name", name)),
+                info.provider,
+                _operations_summary(cls.capabilities),
+            )
+    console.print(table)
+    if len(failures) == 1:
+        raise failures[0]
+    if failures:
+        raise PluginError(
+            f"{len(failures)} gateway plugins failed to load: "
+            + "; ".join(str(failure) for failure in failures)
+        )
+
+
+@gateways.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def gateways_show(name: str, as_json: bool) -> None:
+    """Show a gateway plugin's capabilities and config schema."""
+    from paycore import plugins
+
+    cls = plugins.gateway_class(name)
+    info = plugins.available_gateways()[name]
+    document: dict[str, Any] = {
+        "name": cls.name,
+        "display_name": getattr(cls, "display_name", cls.name),
+        "entry_point": info.target,
+        "distribution": info.distribution,
+        "version": info.version,
+        "capabilities": cls.capabilities.as_dict(),
+        "config_schema": cls.full_config_schema(),
+    }
+    if as_json:
+        click.echo(json.dumps(document, indent=2, default=_jsonable))
+        return
+
+    from rich.table import Table
+    from rich.text import Text
+
+    console = _console()
+    console.print(Text(f"{document['display_name']} ({name})", style="bold"))
+    console.print(f"{info.target}, from {info.provider}")
+    table = Table("capability", "value", title="Capabilities", title_justify="left")
+    for key, value in document["capabilities"].items():
+        label, shown = _capability_row(key, value)
+        table.add_row(label, Text(shown))
+    console.print(table)
+    console.print(Text("Config schema", style="bold"))
+    console.print_json(json.dumps(document["config_schema"], default=_jsonable))
+
+
+def _operations_summary(capabilities: Capabilities) -> str:
+    from paycore.gateways.base import Operation
+
+    flags = {
+        Operation.CAPTURE: (capabilities.partial_capture, capabilities.multiple_capture),
+        Operation.REFUND: (capabilities.partial_refund, capabilities.multiple_refund),
+    }
+    words = []
+    for operation in Operation:
+        if operation not in capabilities.operations:
+            continue
+        partial, multiple = flags.get(operation, (False, False))
+        detail = [word for word, on in (("partial", partial), ("multiple", multiple)) if on]
+        words.append(f"{operation.value} ({', '.join(detail)})" if detail else operation.value)
+    return ", ".join(words) or "none"
+
+
+def _capability_row(key: str, value: Any) -> tuple[str, str]:
+    label = key.removesuffix("_seconds").replace("_", " ")
+    if isinstance(value, bool):
+        return label, "yes" if value else "no"
+    if value is None:
+        return label, "-"
+    if isinstance(value, list):
+        return label, ", ".join(map(str, value)) or "none"
+    if key.endswith("_seconds") and isinstance(value, int):
+        return label, _duration(value)
+    return label, str(value)
+
+
+def _duration(seconds: int) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, set | frozenset | tuple):
+        return sorted(value) if isinstance(value, set | frozenset) else list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+# -- settings ------------------------------------------------------------------------
+
+
+@cli.group("config")
+def config_group() -> None:
+    """The settings file and the gateways it configures."""
+
+
+@config_group.command("check")
+@click.pass_obj
+def config_check(state: _State) -> None:
+    """Check the settings and build every configured gateway."""
+    from paycore.config import build_gateways, load_settings, redact_url
+
+    settings = load_settings(state.config_path)
+    build_gateways(settings)
+    console = _console()
+    console.print(f"settings: {settings.source or 'defaults (no settings file)'}")
+    console.print(f"database: {redact_url(settings.database_url)}")
+    console.print(f"webhook base URL: {settings.webhook_base_url or '-'}")
+    configured = [
+        name if gateway.plugin == name else f"{name} ({gateway.plugin})"
+        for name, gateway in settings.gateways.items()
+    ]
+    console.print(f"gateways: {', '.join(configured) or 'none'}")
+    console.print("ok")
+
+
+# -- sandboxes -----------------------------------------------------------------------
+
+
+def _check_webhook_url(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is not None:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise click.BadParameter("must be an absolute http(s) URL")
+    return value
+
+
+@cli.group()
+def sandbox() -> None:
+    """Local servers that speak a provider's protocol."""
+
+
+@sandbox.command("serve")
+@click.argument("name")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8100, show_default=True, help="Port."
+)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="KNOB=VALUE",
+    help="Inject a fault (repeatable), e.g. --fault latency=0.5 --fault error_rate=0.1.",
+)
+@click.option(
+    "--webhook-url",
+    metavar="URL",
+    callback=_check_webhook_url,
+    help="Where the sandbox delivers webhooks or callbacks.",
+)
+def sandbox_serve(
+    name: str, host: str, port: int, faults: tuple[str, ...], webhook_url: str | None
+) -> None:
+    """Serve the sandbox NAME in the foreground until interrupted."""
+    from paycore import plugins
+    from paycore.sandbox.faults import FaultPlan
+
+    try:
+        plan = FaultPlan.parse(list(faults))
+    except ConfigurationError as error:
+        raise click.BadParameter("; ".join(error.problems), param_hint="'--fault'") from error
+    sandbox_type = plugins.sandbox_class(name)
+    from paycore.sandbox.server import serve_forever
+
+    instance = sandbox_type(faults=plan, webhook_url=webhook_url)
+    shown_host = f"[{host}]" if ":" in host else host
+    console = _console()
+    console.print(f"{name} sandbox on http://{shown_host}:{port} (Ctrl-C to stop)")
+    if faults:
+        console.print(f"faults: {', '.join(faults)}")
+    serve_forever(instance.app(), host, port)
+
+
+# -- demo ----------------------------------------------------------------------------
+
+
+@cli.command()
+def demo() -> None:
+    """Run the five-minute tour against local sandboxes."""
+    from paycore.demo import run_demo
+
+    run_demo(_console())

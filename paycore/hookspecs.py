@@ -1,0 +1,235 @@
+"""Hook specifications: how code outside paycore takes part in what it does (DESIGN §9).
+
+paycore uses pluggy_ with the project name ``"paycore"``. Each function below is the
+*specification* of one hook: it states when paycore calls it, with which arguments,
+and what it does with the answer. The bodies are empty on purpose.
+
+.. _pluggy: https://pluggy.readthedocs.io/
+
+Writing an implementation
+=========================
+
+Decorate a function with `hookimpl`, give it the name of the hook, and accept only the
+arguments you need (pluggy passes a subset of the specification's arguments by name)::
+
+    # my_shop/paycore_hooks.py
+    from paycore.hookspecs import hookimpl
+
+    @hookimpl
+    def paycore_payment_status_changed(payment, previous_status):
+        if payment.status == "captured":
+            notify_warehouse(payment.order_reference)
+
+Then declare the module in your distribution's entry points, in the ``paycore.hooks``
+group; `paycore.plugins.hook_manager` registers every module declared there::
+
+    [project.entry-points."paycore.hooks"]
+    my_shop = "my_shop.paycore_hooks"
+
+The entry-point target may be a module or any object whose attributes are
+implementations. A target that fails to import, an implementation whose parameters are
+not among the specification's, or a ``paycore_*`` function that matches no
+specification (a typo in its name) is reported as a `paycore.errors.PluginError` when
+the hooks are loaded, never silently skipped.
+
+How paycore calls hooks
+=======================
+
+- **With keywords only.** paycore calls ``hook.paycore_x(name=value, ...)`` and never
+  passes arguments by position, so new arguments may be added to a specification
+  without breaking existing implementations.
+- **After commit.** The notification hooks (`paycore_transaction_recorded`,
+  `paycore_payment_status_changed`, `paycore_webhook_received`) are called only after
+  the database transaction that recorded the change has committed. What they receive
+  is durable: a reader in another process already sees it. Nothing an implementation
+  does can roll it back, and an implementation must not assume it runs inside a
+  database transaction. If the process dies between the commit and the call, the call
+  is lost: a hook is a notification, not a delivery guarantee. Work that must not be
+  lost should be derived from the store (it is the source of truth), not only from
+  hooks.
+- `paycore_gateway_exchange` is called by the gateway driver, which knows nothing of
+  the database: it runs when the exchange with the provider ends, *before* the outcome
+  is recorded.
+- `paycore_select_gateway` is called before anything is recorded; it is the only hook
+  whose answer changes what paycore does.
+- **Synchronously, on the caller's thread or event loop.** Hooks run inside the
+  request, job or webhook that triggered them, including from the asynchronous driver.
+  Keep implementations quick and non-blocking; hand slow work to a queue.
+- **From many threads at once.** Batch jobs and web servers call hooks concurrently;
+  implementations must be thread-safe.
+
+Arguments are frozen values (attrs classes, enums, strings, tuples). They contain no
+card numbers, security codes or credentials: exchanges are scrubbed before they reach a
+hook, and payments hold only tokens.
+
+When an implementation raises
+=============================
+
+Implementations should not raise: catch and log your own failures. pluggy stops a
+call at the first exception. For the notification hooks and the exchange hook, paycore
+catches that exception and logs it (logger ``paycore.hooks``), and the operation goes
+on with its result unchanged; implementations that had not yet run do not run for that
+event. An exception from `paycore_select_gateway` propagates to the caller; nothing has
+been recorded at that point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from paycore.gateways.scrub import Transcript
+    from paycore.transactions.model import GatewayEvent, PaymentStatus
+
+__all__ = [
+    "PROJECT_NAME",
+    "hookimpl",
+    "hookspec",
+    "paycore_gateway_exchange",
+    "paycore_payment_status_changed",
+    "paycore_select_gateway",
+    "paycore_transaction_recorded",
+    "paycore_webhook_received",
+]
+
+PROJECT_NAME = "paycore"
+"""The pluggy project name: markers and the plugin manager must all use it."""
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+"""Marks a function of this module as a hook specification."""
+
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+"""Marks a function of a plugin as the implementation of the hook of the same name."""
+
+
+@hookspec
+def paycore_gateway_exchange(gateway: str, operation: str, transcript: Transcript) -> None:
+    """An exchange with a payment provider ended; here is what went over the wire.
+
+    Called by the gateway driver once per operation it runs (one call for an
+    ``authorize``, however many requests and retries it took), whether the exchange
+    completed or failed. Use it for audit trails, metrics and debugging; the driver
+    also logs the transcript's summary to the ``paycore.gateways`` logger.
+
+    This hook runs before the outcome is recorded in the store (the driver does not
+    know the store), so do not look the transaction up from here.
+
+    :param gateway: the name of the gateway plugin that ran the exchange
+        (``"wooshpay"``), equal to its entry-point name.
+    :param operation: the operation that was run, one of the values of
+        `paycore.gateways.base.Operation` (``"authorize"``, ``"capture"``,
+        ``"handle_webhook"`` …).
+    :param transcript: a `paycore.gateways.scrub.Transcript`: the gateway and
+        operation again, ``records`` (one `ExchangeRecord` per attempt of each request:
+        method, URL, headers, bodies, status code, elapsed time, wire error) and
+        ``outcome`` (``"completed"``, or the name of the error the driver raised, such as
+        ``"OutcomeUnknown"``). Everything in it is already scrubbed: card numbers are
+        cut to their last four digits, and security codes, credentials, signatures and
+        the gateway's configured secrets are replaced by ``[REDACTED]``. It is safe to
+        log or store as it is; do not try to recover what was removed.
+    :return: nothing; the return value is ignored.
+    """
+
+
+@hookspec
+def paycore_transaction_recorded(payment: Any, transaction: Any) -> None:
+    """A transaction's outcome was recorded; the change is committed.
+
+    Called after commit each time a payment transaction's recorded status changes once
+    it has been sent: when the gateway's answer is recorded (``succeeded``,
+    ``declined``, ``processing``, ``requires_action``, ``failed``, or ``unknown`` when
+    the answer never came), and later when a webhook or reconciliation settles a
+    ``processing`` or ``unknown`` transaction. It is not called for the write-ahead
+    ``pending`` record inserted before the gateway is called, nor when an idempotent
+    replay returns a transaction recorded earlier.
+
+    For one change, this hook is called before `paycore_payment_status_changed`.
+
+    :param payment: the payment record the transaction belongs to, as committed with
+        it: status, amount, gateway name and reference, and the totals authorized,
+        captured and refunded, already updated for this transaction.
+    :param transaction: the payment-transaction record as committed: type
+        (``authorize``, ``sale``, ``capture``, ``void``, ``refund``, ``fetch_status``),
+        status, amount, idempotency key, gateway transaction id, decline reason and
+        code, and the parent transaction for captures, voids and refunds.
+    :return: nothing; the return value is ignored.
+    """
+
+
+@hookspec
+def paycore_payment_status_changed(
+    payment: Any, previous_status: PaymentStatus, transaction: Any | None
+) -> None:
+    """A payment moved to a new status; the change is committed.
+
+    Called after commit whenever a payment's status differs from what it was before
+    the database transaction: ``authorized → partially_captured``,
+    ``requires_action → failed`` and so on (see `paycore.transactions.model.PaymentStatus`).
+    A payment never moves backwards, so a late or duplicate event that changes nothing
+    calls nothing. Totals may change without a status change (a second partial capture
+    keeps ``partially_captured``): watch `paycore_transaction_recorded` for those.
+
+    This is the hook for business reactions: release an order when its payment is
+    ``authorized``, ship when ``captured``, alert when ``failed``.
+
+    :param payment: the payment record as committed, ``payment.status`` being the new
+        status; its totals reflect the change.
+    :param previous_status: the `PaymentStatus` the payment had before this change.
+    :param transaction: the payment-transaction record whose outcome caused the change,
+        or ``None`` when no transaction did (an unpaid checkout payment ``expired``).
+    :return: nothing; the return value is ignored.
+    """
+
+
+@hookspec
+def paycore_webhook_received(gateway: str, events: Sequence[GatewayEvent]) -> None:
+    """A provider's webhook or callback was verified and its events stored.
+
+    Called after commit, once per delivery, after the delivery's signature was checked
+    on its raw bytes, its events were normalised by the gateway plugin and stored
+    (deduplicated by the provider's event id). Deliveries that fail verification never
+    reach this hook. When every event of a delivery had been received before (providers
+    retry), the hook is not called.
+
+    Changes the events cause to payments are reported separately, through
+    `paycore_transaction_recorded` and `paycore_payment_status_changed`; this hook
+    reports the arrival, for audit and monitoring.
+
+    :param gateway: the name of the gateway the delivery was addressed to, as it
+        appears in the webhook URL (``/webhooks/{gateway}``).
+    :param events: the newly stored events, in the order the delivery listed them: a
+        non-empty sequence of `paycore.transactions.model.GatewayEvent` (event id, the
+        provider's event type, when it occurred, the transaction type and outcome it
+        reports, references and amount). Raw payloads are not included.
+    :return: nothing; the return value is ignored.
+    """
+
+
+@hookspec(firstresult=True)
+def paycore_select_gateway(request: Any, candidates: Sequence[str]) -> str | None:
+    """Choose which gateway takes a new payment; the first answer that is not None wins.
+
+    Called before a payment is created, when paycore must pick a gateway for it and
+    at least one configured gateway can take it. Implementations are asked in turn
+    (the most recently registered first) until one returns a name; if all return
+    ``None``, paycore takes the first candidate. Use it to route by currency, amount,
+    country, cost or provider health.
+
+    Nothing has been recorded yet: an exception raised here propagates to the caller
+    and no payment is created.
+
+    :param request: what is to be paid, described with the field names of
+        `paycore.transactions.model.PaymentRequest`: at least ``amount`` (a
+        `paycore.money.Money`), and ``payment_method``, ``customer``,
+        ``order_reference`` and ``metadata`` (any of which may be ``None`` or empty when
+        not known yet). Treat it as read-only.
+    :param candidates: the names of the configured gateways able to take the request
+        (they offer the operation, the currency and the payment method), in the order
+        they are configured; never empty.
+    :return: one of ``candidates`` to choose that gateway, or ``None`` to leave the
+        choice to the next implementation. A name that is not among ``candidates`` is
+        refused with `paycore.errors.PluginError`.
+    """

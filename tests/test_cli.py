@@ -1,0 +1,279 @@
+"""The paycore command, driven through click's test runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+from click.testing import CliRunner, Result
+
+import paycore
+from paycore.cli import cli
+
+if TYPE_CHECKING:
+    from tests.conftest import FakeSite
+
+SENTINEL = "sk_live_SENTINEL_0cc175b9c0f1b6a8"
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(cli, list(args), env={"COLUMNS": "200", **(env or {})})
+
+
+def assert_one_line_error(result: Result, exit_code: int) -> str:
+    assert result.exit_code == exit_code, result.output
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: ")
+    assert "Traceback" not in result.output
+    return line
+
+
+def test_version_prints_the_version() -> None:
+    result = run("--version")
+
+    assert result.exit_code == 0
+    assert result.stdout == f"paycore {paycore.__version__}\n"
+
+
+def test_gateways_list_shows_each_installed_plugin_and_what_it_offers() -> None:
+    result = run("gateways", "list")
+
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if " dummy " in line)
+    assert "Dummy (reference sandbox)" in row
+    assert f"paycore {paycore.__version__}" in row
+    assert "authorize" in result.stdout
+    assert "capture (partial, multiple)" in result.stdout
+
+
+def test_gateways_list_marks_a_broken_plugin_and_reports_its_cause(fake_site: FakeSite) -> None:
+    fake_site.install(
+        "paycore-brokenpay",
+        entry_points={"paycore.gateways": {"brokenpay": "brokenpay_gateway:BrokenpayGateway"}},
+        modules={"brokenpay_gateway": "import brokenpay_sdk\n"},
+    )
+
+    result = run("gateways", "list")
+
+    assert result.exit_code == 1
+    assert "failed to load" in result.stdout
+    assert " dummy " in result.stdout
+    (line,) = result.stderr.splitlines()
+    assert "No module named 'brokenpay_sdk'" in line
+
+
+def test_gateways_show_prints_capabilities_and_config_schema() -> None:
+    result = run("gateways", "show", "dummy")
+
+    assert result.exit_code == 0, result.output
+    assert "Dummy (reference sandbox) (dummy)" in result.stdout
+    assert "partial capture" in result.stdout
+    assert "idempotency window" in result.stdout
+    assert '"webhook_secret"' in result.stdout
+    assert '"timeouts"' in result.stdout
+
+
+def test_gateways_show_json_is_one_machine_readable_document() -> None:
+    result = run("gateways", "show", "dummy", "--json")
+
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["name"] == "dummy"
+    assert document["entry_point"] == "paycore.gateways.dummy:DummyGateway"
+    assert document["distribution"] == "paycore"
+    assert "authorize" in document["capabilities"]["operations"]
+    assert {"api_key", "timeouts"} <= set(document["config_schema"]["properties"])
+
+
+def test_an_unknown_gateway_is_a_one_line_error_with_exit_code_1() -> None:
+    line = assert_one_line_error(run("gateways", "show", "nosuchpay"), exit_code=1)
+
+    assert "'nosuchpay'" in line
+    assert "dummy" in line
+
+
+def test_an_unknown_option_is_a_one_line_usage_error() -> None:
+    line = assert_one_line_error(run("gateways", "list", "--colour"), exit_code=2)
+
+    assert "No such option" in line
+    assert "--colour" in line
+    assert line.endswith("(see 'paycore gateways list --help')")
+
+
+def test_an_unknown_command_is_a_one_line_usage_error() -> None:
+    line = assert_one_line_error(run("gateway"), exit_code=2)
+
+    assert "No such command 'gateway'" in line
+
+
+# -- settings ------------------------------------------------------------------------
+
+
+def test_a_bad_settings_file_lists_every_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        textwrap.dedent(
+            """\
+            database_url = 5
+            [gateways.dummy]
+            api_key = "${MISSING_KEY}"
+            """
+        ),
+        encoding="utf-8",
+    )
+
+    result = run("--config", str(bad), "config", "check")
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: settings file {bad}: 4 problems",
+        "  - database_url: must be a string, not an integer",
+        "  - gateways.dummy.api_key: environment variable MISSING_KEY is not set",
+        "  - gateways.dummy.base_url: is required",
+        "  - gateways.dummy.webhook_secret: is required",
+    ]
+
+
+def test_config_check_accepts_good_settings_and_prints_no_secret(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text(
+        textwrap.dedent(
+            """\
+            database_url = "postgresql://pay:${DB_PASSWORD}@db.internal/pay"
+
+            [gateways.shop]
+            plugin = "dummy"
+            base_url = "http://127.0.0.1:8100"
+            api_key = "${SHOP_API_KEY}"
+            webhook_secret = "whsec_test"
+            """
+        ),
+        encoding="utf-8",
+    )
+
+    result = run(
+        "--config",
+        str(good),
+        "config",
+        "check",
+        env={"DB_PASSWORD": SENTINEL, "SHOP_API_KEY": SENTINEL},
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "gateways: shop (dummy)" in result.stdout
+    assert "postgresql://pay:***@db.internal/pay" in result.stdout
+    assert SENTINEL not in result.output
+
+
+def test_paycore_config_is_honoured_without_the_option(tmp_path: Path) -> None:
+    bad = tmp_path / "from-env.toml"
+    bad.write_text("surprise = 1\n", encoding="utf-8")
+
+    result = run("config", "check", env={"PAYCORE_CONFIG": str(bad)})
+
+    assert result.exit_code == 1
+    assert "surprise: unknown setting" in result.stderr
+
+
+# -- sandboxes -----------------------------------------------------------------------
+
+
+def test_a_bad_fault_is_a_one_line_error() -> None:
+    line = assert_one_line_error(
+        run("sandbox", "serve", "dummy", "--fault", "latency=0.1", "--fault", "gremlins=3"),
+        exit_code=2,
+    )
+
+    assert line.startswith("error: Invalid value for '--fault': 'gremlins': unknown fault")
+
+
+def test_a_fault_without_a_value_is_a_one_line_error() -> None:
+    line = assert_one_line_error(run("sandbox", "serve", "dummy", "--fault", "latency"), 2)
+
+    assert "expected key=value" in line
+
+
+def test_a_webhook_url_must_be_absolute() -> None:
+    line = assert_one_line_error(
+        run("sandbox", "serve", "dummy", "--webhook-url", "/hooks"), exit_code=2
+    )
+
+    assert "--webhook-url" in line
+
+
+def test_an_unknown_sandbox_is_a_one_line_error() -> None:
+    line = assert_one_line_error(run("sandbox", "serve", "nosuchpay"), exit_code=1)
+
+    assert "no sandbox plugin named 'nosuchpay' is installed" in line
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _console_script() -> str:
+    script = shutil.which("paycore", path=str(Path(sys.executable).parent))
+    assert script, "the paycore console script is installed beside the interpreter"
+    return script
+
+
+def test_sandbox_serve_serves_the_sandbox_until_stopped() -> None:
+    port = _free_port()
+    process = subprocess.Popen(  # noqa: S603 - our own console script
+        [_console_script(), "sandbox", "serve", "dummy", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/v1/payment_methods", timeout=1)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        assert response.status_code in (200, 401)
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=10)
+    assert f"dummy sandbox on http://127.0.0.1:{port}" in output.decode()
+
+
+def test_the_console_script_reports_errors_in_one_line() -> None:
+    result = subprocess.run(  # noqa: S603 - our own console script
+        [_console_script(), "gateways", "show", "nosuchpay"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("error: no gateway plugin named 'nosuchpay'")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["gateways", "--help"], ["sandbox", "serve", "-h"]])
+def test_help_is_available_for_every_level(args: list[str]) -> None:
+    result = run(*args)
+
+    assert result.exit_code == 0
+    assert "Usage: " in result.stdout

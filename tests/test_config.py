@@ -1,0 +1,467 @@
+"""Settings from paycore.toml and the environment."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from attrs import frozen
+
+from paycore import plugins
+from paycore.config import (
+    DEFAULT_DATABASE_URL,
+    GatewaySettings,
+    Settings,
+    build_gateways,
+    load_settings,
+)
+from paycore.errors import ConfigurationError
+from paycore.gateways.base import Capabilities, Gateway, GatewayConfig, secret
+from paycore.gateways.dummy import DummyGateway
+
+SENTINEL = "sk_live_SENTINEL_d41d8cd98f00b204"
+
+
+@frozen(kw_only=True)
+class ShopConfig(GatewayConfig):
+    api_key: str = secret()
+    mode: str = "test"
+
+
+class ShopGateway(Gateway):
+    name = "shop"
+    display_name = "Shop test gateway"
+    capabilities = Capabilities(operations=[])
+    config_type: ClassVar[type[GatewayConfig]] = ShopConfig
+    config_schema = {
+        "type": "object",
+        "properties": {
+            "api_key": {"type": "string", "minLength": 12},
+            "mode": {"enum": ["test", "live"]},
+        },
+        "required": ["api_key"],
+        "additionalProperties": False,
+    }
+
+
+def lookup(name: str) -> type[Gateway]:
+    """The test's own gateway, or whatever is really installed."""
+    return ShopGateway if name == "shop" else plugins.gateway_class(name)
+
+
+def write(tmp_path: Path, text: str, name: str = "paycore.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def problems_of(path: Path | None, env: dict[str, str]) -> tuple[str, ...]:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(path, env, gateway_class=lookup)
+    return caught.value.problems
+
+
+# -- where the settings come from ----------------------------------------------------
+
+
+def test_without_a_settings_file_the_defaults_apply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    settings = load_settings(env={})
+
+    assert settings == Settings()
+    assert settings.database_url == DEFAULT_DATABASE_URL == "sqlite:///paycore.db"
+    assert settings.webhook_base_url is None
+    assert settings.gateways == {}
+    assert settings.source is None
+
+
+def test_paycore_toml_in_the_working_directory_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, 'database_url = "sqlite:///shop.db"\n')
+    monkeypatch.chdir(tmp_path)
+
+    settings = load_settings(env={})
+
+    assert settings.database_url == "sqlite:///shop.db"
+    assert settings.source == Path("paycore.toml")
+
+
+def test_paycore_config_names_the_settings_file(tmp_path: Path) -> None:
+    path = write(tmp_path, 'database_url = "sqlite:///elsewhere.db"\n', "elsewhere.toml")
+
+    settings = load_settings(env={"PAYCORE_CONFIG": str(path)})
+
+    assert settings.database_url == "sqlite:///elsewhere.db"
+    assert settings.source == path
+
+
+def test_an_explicit_path_wins_over_paycore_config(tmp_path: Path) -> None:
+    chosen = write(tmp_path, 'database_url = "sqlite:///chosen.db"\n', "chosen.toml")
+    ignored = write(tmp_path, 'database_url = "sqlite:///ignored.db"\n', "ignored.toml")
+
+    settings = load_settings(chosen, {"PAYCORE_CONFIG": str(ignored)})
+
+    assert settings.database_url == "sqlite:///chosen.db"
+
+
+def test_a_settings_file_that_does_not_exist_is_an_error_when_named(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.toml"
+
+    assert problems_of(missing, {}) == ("the file does not exist",)
+    assert problems_of(None, {"PAYCORE_CONFIG": str(missing)}) == (
+        "the file does not exist (named by PAYCORE_CONFIG)",
+    )
+
+
+def test_paycore_database_url_overrides_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, 'database_url = "sqlite:///from-file.db"\n')
+
+    settings = load_settings(path, {"PAYCORE_DATABASE_URL": "postgresql://db.internal/pay"})
+
+    assert settings.database_url == "postgresql://db.internal/pay"
+
+
+# -- ${ENV_VAR} interpolation --------------------------------------------------------
+
+
+def test_environment_variables_are_substituted_in_every_string(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        database_url = "postgresql://pay:${DB_PASSWORD}@${DB_HOST}/pay"
+        webhook_base_url = "https://${SHOP_HOST}/paycore"
+
+        [gateways.shop]
+        api_key = "${SHOP_API_KEY}"
+        mode = "${SHOP_MODE}"
+        """,
+    )
+    env = {
+        "DB_PASSWORD": "pw",
+        "DB_HOST": "db.internal",
+        "SHOP_HOST": "shop.example",
+        "SHOP_API_KEY": SENTINEL,
+        "SHOP_MODE": "live",
+    }
+
+    settings = load_settings(path, env, gateway_class=lookup)
+
+    assert settings.database_url == "postgresql://pay:pw@db.internal/pay"
+    assert settings.webhook_base_url == "https://shop.example/paycore"
+    assert settings.gateways["shop"].config == {"api_key": SENTINEL, "mode": "live"}
+
+
+def test_variables_are_substituted_inside_nested_tables_and_arrays(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        [gateways.other]
+        plugin = "shop"
+        api_key = "key-${SUFFIX}"
+        nested = { list = ["${A}", "plain", 3], inner = { value = "${B}" } }
+        """,
+    )
+
+    with pytest.raises(ConfigurationError):  # "nested" is not in ShopGateway's schema
+        load_settings(path, {"SUFFIX": "x", "A": "a", "B": "b"}, gateway_class=lookup)
+    settings = load_settings(path, {"SUFFIX": "x", "A": "a", "B": "b"}, gateway_class=_lenient)
+
+    assert settings.gateways["other"].config == {
+        "api_key": "key-x",
+        "nested": {"list": ["a", "plain", 3], "inner": {"value": "b"}},
+    }
+
+
+def _lenient(name: str) -> type[Gateway]:
+    class AnythingGoes(Gateway):
+        name = "shop"
+        display_name = "accepts any config"
+        capabilities = Capabilities(operations=[])
+
+    return AnythingGoes
+
+
+def test_a_doubled_dollar_brace_is_a_literal_dollar_brace(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        [gateways.shop]
+        api_key = "$${NOT_A_VARIABLE}-and-${KEY}"
+        mode = "test"
+        """,
+    )
+
+    settings = load_settings(path, {"KEY": "abcdef"}, gateway_class=lookup)
+
+    assert settings.gateways["shop"].config["api_key"] == "${NOT_A_VARIABLE}-and-abcdef"
+
+
+def test_a_lone_dollar_is_left_alone(tmp_path: Path) -> None:
+    path = write(tmp_path, '[gateways.shop]\napi_key = "costs $5 and $$ too"\n')
+
+    settings = load_settings(path, {}, gateway_class=lookup)
+
+    assert settings.gateways["shop"].config["api_key"] == "costs $5 and $$ too"
+
+
+def test_a_substituted_value_is_never_substituted_again(tmp_path: Path) -> None:
+    path = write(tmp_path, '[gateways.shop]\napi_key = "${OUTER}"\n')
+
+    settings = load_settings(path, {"OUTER": "${INNER}-long-enough"}, gateway_class=lookup)
+
+    assert settings.gateways["shop"].config["api_key"] == "${INNER}-long-enough"
+
+
+def test_a_missing_variable_names_the_key_and_the_variable(tmp_path: Path) -> None:
+    path = write(tmp_path, '[gateways.shop]\napi_key = "${SHOP_API_KEY}"\n')
+
+    assert problems_of(path, {}) == (
+        "gateways.shop.api_key: environment variable SHOP_API_KEY is not set",
+    )
+
+
+def test_malformed_references_are_reported(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        [gateways.shop]
+        api_key = "${UNCLOSED"
+        mode = "${not a name}"
+        """,
+    )
+
+    assert problems_of(path, {}) == (
+        "gateways.shop.api_key: has '${' without a closing '}' (write '$${' for a literal '${')",
+        "gateways.shop.mode: has a '${…}' that does not hold an environment variable name",
+    )
+
+
+# -- every problem at once -----------------------------------------------------------
+
+
+def test_every_problem_is_listed_at_once(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        database_url = 42
+        webhook_base_url = "ftp://shop.example"
+        databse_url = "sqlite:///typo.db"
+
+        [gateways.shop]
+        api_key = "short"
+        mode = "sandbox"
+        colour = "blue"
+
+        [gateways.eu]
+        plugin = "shop"
+        mode = "${EU_MODE}"
+
+        [gateways.nosuchpay]
+
+        [gateways.Bad]
+        """,
+    )
+
+    assert problems_of(path, {}) == (
+        "database_url: must be a string, not an integer",
+        "databse_url: unknown setting (known: database_url, webhook_base_url, gateways); "
+        "did you mean 'database_url'?",
+        "gateways.Bad: a gateway name is lowercase letters, digits, '_' and '-', starting "
+        "with a letter or digit (it appears in webhook URLs)",
+        "gateways.eu.api_key: is required",
+        "gateways.eu.mode: environment variable EU_MODE is not set",
+        "gateways.nosuchpay: no gateway plugin named 'nosuchpay' is installed (installed "
+        "gateway plugins: dummy); install the distribution that provides it (the table "
+        "name is the plugin name unless `plugin` is set)",
+        "gateways.shop.api_key: must be at least 12 characters long",
+        "gateways.shop.mode: must be one of 'test', 'live'",
+        "gateways.shop: unknown key(s) 'colour'",
+        "webhook_base_url: must be an absolute http(s) URL such as https://shop.example/paycore",
+    )
+
+
+def test_the_error_names_the_file_and_counts_the_problems(tmp_path: Path) -> None:
+    path = write(tmp_path, "database_url = 1\nwebhook_base_url = 2\n")
+
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(path, {})
+
+    assert str(caught.value).splitlines() == [
+        f"settings file {path}: 2 problems",
+        "  - database_url: must be a string, not an integer",
+        "  - webhook_base_url: must be a string, not an integer",
+    ]
+
+
+def test_malformed_toml_is_reported_with_line_and_column(tmp_path: Path) -> None:
+    path = write(tmp_path, 'database_url = "sqlite:///a.db"\n[gateways.shop\n')
+
+    (problem,) = problems_of(path, {})
+
+    assert problem.startswith("is not valid TOML: ")
+    assert "line 2, column" in problem
+
+
+def test_an_invalid_database_url_from_the_environment_is_named_by_its_variable(
+    tmp_path: Path,
+) -> None:
+    assert problems_of(None, {"PAYCORE_DATABASE_URL": "paycore.db", "PAYCORE_CONFIG": ""}) == (
+        "PAYCORE_DATABASE_URL: must be a database URL such as sqlite:///paycore.db",
+    )
+
+
+# -- secrets -------------------------------------------------------------------------
+
+
+def test_no_secret_value_ever_appears_in_an_error(tmp_path: Path) -> None:
+    env = {"SECRET": SENTINEL}
+    files = {
+        "wrong everywhere": """\
+            database_url = "${SECRET}"
+            webhook_base_url = "${SECRET}"
+            "${SECRET}" = 1
+
+            [gateways.shop]
+            api_key = "${SECRET}"
+            mode = "${SECRET}"
+            extra = "${SECRET}"
+
+            [gateways.${SECRET}]
+            """.replace("[gateways.${SECRET}]", '[gateways."${SECRET}x"]'),
+        "literal secret before a syntax error": f'api_key = "{SENTINEL}"\n{SENTINEL[:3]} = = 1\n',
+        "literal secret as a bad character": f'database_url = "{SENTINEL}"\n{SENTINEL} = = 1\n',
+        "secret as a plugin name": '[gateways.shop]\nplugin = "${SECRET}"\n',
+    }
+    for label, text in files.items():
+        path = write(tmp_path, text, f"{label.replace(' ', '-')}.toml")
+        with pytest.raises(ConfigurationError) as caught:
+            load_settings(path, env, gateway_class=lookup)
+        error = caught.value
+        shown = [str(error), repr(error), *error.problems, str(error.__cause__)]
+        assert not [line for line in shown if SENTINEL in line], label
+
+
+def test_no_secret_value_appears_in_the_repr_of_settings(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        database_url = "postgresql://pay:${SECRET}@db.internal/pay"
+
+        [gateways.shop]
+        api_key = "${SECRET}"
+        """,
+    )
+
+    settings = load_settings(path, {"SECRET": SENTINEL}, gateway_class=lookup)
+
+    assert SENTINEL not in repr(settings)
+    assert SENTINEL not in str(settings)
+    assert "postgresql://pay:***@db.internal/pay" in repr(settings)
+    assert "'api_key': …" in repr(settings)
+    assert SENTINEL not in repr(build_gateways(settings, gateway_class=lookup))
+
+
+# -- gateways ------------------------------------------------------------------------
+
+
+def test_the_plugin_defaults_to_the_table_name(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        [gateways.shop]
+        api_key = "key-for-shop-1"
+
+        [gateways.shop_eu]
+        plugin = "shop"
+        api_key = "key-for-shop-eu"
+        mode = "live"
+        """,
+    )
+
+    settings = load_settings(path, {}, gateway_class=lookup)
+
+    assert settings.gateways == {
+        "shop": GatewaySettings(name="shop", plugin="shop", config={"api_key": "key-for-shop-1"}),
+        "shop_eu": GatewaySettings(
+            name="shop_eu", plugin="shop", config={"api_key": "key-for-shop-eu", "mode": "live"}
+        ),
+    }
+
+
+def test_build_gateways_builds_each_configured_gateway(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        [gateways.shop]
+        api_key = "${SHOP_API_KEY}"
+
+        [gateways.shop_eu]
+        plugin = "shop"
+        api_key = "key-for-shop-eu"
+        timeouts = { connect = 2, read = 10 }
+        """,
+    )
+    settings = load_settings(path, {"SHOP_API_KEY": SENTINEL}, gateway_class=lookup)
+
+    gateways = build_gateways(settings, gateway_class=lookup)
+
+    assert set(gateways) == {"shop", "shop_eu"}
+    assert isinstance(gateways["shop"], ShopGateway)
+    assert gateways["shop"].config == ShopConfig(api_key=SENTINEL)
+    assert gateways["shop_eu"].timeouts.connect == 2
+    assert SENTINEL in gateways["shop"].secret_values()
+
+
+def test_build_gateways_lists_every_gateway_s_problems() -> None:
+    settings = Settings(
+        gateways={
+            "shop": GatewaySettings(name="shop", plugin="shop", config={}),
+            "eu": GatewaySettings(name="eu", plugin="shop", config={"api_key": 5}),
+            "gone": GatewaySettings(name="gone", plugin="nosuchpay"),
+        }
+    )
+
+    with pytest.raises(ConfigurationError) as caught:
+        build_gateways(settings, gateway_class=lookup)
+
+    assert caught.value.subject == "settings"
+    assert caught.value.problems[:2] == (
+        "gateways.eu.api_key: must be of type string",
+        "gateways.gone.plugin: no gateway plugin named 'nosuchpay' is installed "
+        "(installed gateway plugins: dummy); install the distribution that provides it",
+    )
+    assert caught.value.problems[2] == "gateways.shop.api_key: is required"
+
+
+def test_an_installed_plugin_is_configured_from_the_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        [gateways.dummy]
+        base_url = "http://127.0.0.1:8100"
+        api_key = "${DUMMY_API_KEY}"
+        webhook_secret = "${DUMMY_WEBHOOK_SECRET}"
+        """,
+    )
+    env = {"DUMMY_API_KEY": SENTINEL, "DUMMY_WEBHOOK_SECRET": "whsec_test"}
+
+    gateways = build_gateways(load_settings(path, env))
+
+    assert isinstance(gateways["dummy"], DummyGateway)
+    assert SENTINEL in gateways["dummy"].secret_values()
+
+
+def test_an_installed_plugin_s_schema_problems_are_listed(tmp_path: Path) -> None:
+    path = write(tmp_path, '[gateways.dummy]\nbase_url = "not a url"\n')
+
+    assert problems_of(path, {}) == (
+        "gateways.dummy.api_key: is required",
+        "gateways.dummy.base_url: does not have the expected format",
+        "gateways.dummy.webhook_secret: is required",
+    )
