@@ -52,17 +52,17 @@ class _Step:
 def _steps(currency: str) -> list[_Step]:
     return [
         _Step("authorize", TransactionType.AUTHORIZE, Money(10000, currency), VISA),
-        _Step("capture (partial)", TransactionType.CAPTURE, Money(4000, currency)),
+        _Step("capture 1 (partial)", TransactionType.CAPTURE, Money(4000, currency)),
         _Step("refund (partial)", TransactionType.REFUND, Money(1500, currency)),
-        _Step("capture (second)", TransactionType.CAPTURE, Money(3500, currency)),
+        _Step("capture 2", TransactionType.CAPTURE, Money(3500, currency)),
         _Step(
-            "status of the first capture",
+            "status of capture 1",
             TransactionType.FETCH_STATUS,
             Money(4000, currency),
             subject=TransactionType.CAPTURE,
         ),
         _Step(
-            "authorize (declined card)",
+            "authorize (2nd card)",
             TransactionType.AUTHORIZE,
             Money(2500, currency),
             BROKE,
@@ -72,16 +72,15 @@ def _steps(currency: str) -> list[_Step]:
 
 def run_demo(console: Console, *, currency: str = "USD") -> None:
     """Run the lifecycle and print it as a table."""
+    if not console.is_terminal:
+        console.width = max(console.width, 110)  # a log or a pipe: no need to fold
     receiver = WebhookReceiver()
     with SandboxServer(receiver.app()) as hooks_server:
         receiver.base_url = hooks_server.url
         sandbox = DummySandbox(webhook_url=receiver.url)
         with SandboxServer(sandbox.app()) as server:
             gateway = DummyGateway.from_config(sandbox.gateway_config(server.url))
-            console.print(
-                f"[bold]paycore demo[/] — {gateway.display_name} at {server.url}, "
-                f"webhooks to {receiver.url}"
-            )
+            console.print(f"[bold]paycore demo[/]: {gateway.display_name} at {server.url}")
             with GatewayDriver(gateway) as driver, httpx.Client(base_url=server.url) as control:
                 table = _lifecycle(driver, gateway, control, currency)
                 sent = len(sandbox.events)
@@ -98,20 +97,14 @@ def run_demo(console: Console, *, currency: str = "USD") -> None:
 def _lifecycle(
     driver: GatewayDriver, gateway: DummyGateway, control: httpx.Client, currency: str
 ) -> Table:
-    table = Table(title=f"A payment's life at {gateway.name!r}")
-    for column in (
-        "step",
-        "amount",
-        "outcome",
-        "reference",
-        "authorized",
-        "captured",
-        "refunded",
-        "ms",
-    ):
-        table.add_column(
-            column, justify="right" if column not in ("step", "outcome", "reference") else "left"
-        )
+    table = Table(
+        title=f"A payment's life at {gateway.name!r} (amounts in {currency})",
+        caption="authorized, captured, refunded: the provider's own totals after each step",
+    )
+    table.add_column("step", no_wrap=True)
+    table.add_column("outcome", no_wrap=True)
+    for column in ("amount", "authorized", "captured", "refunded", "ms"):
+        table.add_column(column, justify="right")
     payment_id = f"pay_{uuid.uuid4().hex[:12]}"
     reference: str | None = None
     first_capture: str | None = None
@@ -134,13 +127,12 @@ def _lifecycle(
             reference = result.gateway_reference
         if step.kind is TransactionType.CAPTURE and first_capture is None:
             first_capture = transaction_id
-        totals = _totals(control, result.gateway_reference or reference, currency)
+        totals = _totals(control, result.gateway_reference or reference)
         table.add_row(
             step.label,
-            str(step.amount),
             _describe(result),
-            result.gateway_reference or "—",
-            *totals,
+            step.amount.to_decimal_string(),
+            *(total.to_decimal_string() if total else "—" for total in totals),
             f"{elapsed:.1f}",
         )
     return table
@@ -160,23 +152,23 @@ def _operation(
 
 def _describe(result: GatewayResult) -> str:
     if result.decline_reason is not None:
-        return f"{result.outcome} ({result.decline_reason})"
+        return f"{result.outcome}: {result.decline_reason}"
     return str(result.outcome)
 
 
-def _totals(control: httpx.Client, reference: str | None, currency: str) -> list[str]:
+def _totals(control: httpx.Client, reference: str | None) -> list[Money | None]:
     """The provider's own totals for the payment, from the sandbox's state."""
     payments: list[dict[str, Any]] = control.get("/_sandbox/state").json()["payments"]
     for payment in payments:
         if payment["id"] == reference:
             settled = payment["status"] not in ("requires_action", "processing", "declined")
-            authorized = payment["amount"] if settled else 0
+            currency = payment["currency"]
             return [
-                str(Money(authorized, currency)),
-                str(Money(payment["amount_captured"], currency)),
-                str(Money(payment["amount_refunded"], currency)),
+                Money(payment["amount"] if settled else 0, currency),
+                Money(payment["amount_captured"], currency),
+                Money(payment["amount_refunded"], currency),
             ]
-    return ["—", "—", "—"]
+    return [None, None, None]
 
 
 def _verify_webhooks(gateway: DummyGateway, deliveries: Any) -> int:
