@@ -21,6 +21,7 @@ The tree::
 
 A decline is not an exception: it is a `GatewayResult` with outcome ``declined``.
 
+Every error pickles with its details, so it survives a trip through a job queue.
 Messages say what was wrong and what to do about it. They never contain card data,
 secrets or credential headers: exchanges are scrubbed before anything is quoted.
 """
@@ -69,6 +70,9 @@ class ConfigurationError(PaycoreError):
         noun = "problem" if count == 1 else "problems"
         super().__init__(f"{subject}: {count} {noun}\n{lines}" if count else subject)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.subject, self.problems), self.__dict__)
+
 
 class PluginError(PaycoreError):
     """A plugin could not be found or loaded; ``__cause__`` holds the real error."""
@@ -84,6 +88,9 @@ class UnsupportedOperation(PaycoreError):
             f"gateway {gateway!r} does not support {operation!r}; "
             f"`paycore gateways show {gateway}` lists what it supports"
         )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.gateway, self.operation), self.__dict__)
 
 
 class InvalidRequest(PaycoreError):
@@ -142,6 +149,11 @@ class GatewayError(PaycoreError):
         self.message = message
         super().__init__(f"{message} ({', '.join(details)})")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross process boundaries (job workers): keep the kind and the details.
+        details = (self.message, self.gateway, self.http_status, self.request_id)
+        return (_rebuild_gateway_error, (type(self), *details), self.__dict__)
+
 
 class GatewayUnavailable(GatewayError):
     """The request was not sent, or the provider refused it before processing.
@@ -172,3 +184,13 @@ class GatewayAuthError(GatewayError):
 
 class WebhookSignatureError(GatewayError):
     """A webhook or callback failed verification; it was not applied."""
+
+
+def _rebuild_gateway_error(
+    kind: type[GatewayError],
+    message: str,
+    gateway: str,
+    http_status: int | None,
+    request_id: str | None,
+) -> GatewayError:
+    return kind(message, gateway=gateway, http_status=http_status, request_id=request_id)

@@ -8,7 +8,7 @@ Exponents come from the ``iso4217`` package (JPY 0, USD 2, KWD 3, CLF 4).
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, Inexact, InvalidOperation, Rounded
 from functools import cache
 from typing import Any
 
@@ -24,13 +24,28 @@ MAX_MINOR_UNITS = 2**63 - 1
 
 _DECIMAL_STRING = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 
+# Money arithmetic never uses the caller's decimal context (its precision may be
+# anything): this one has room for every amount and refuses to round.
+_EXACT = Context(prec=100, traps=[Inexact, Rounded, InvalidOperation])
+
 
 @frozen
 class Currency:
-    """An ISO 4217 currency: its alphabetic ``code`` and its minor-unit ``exponent``."""
+    """An ISO 4217 currency: its alphabetic ``code`` and its minor-unit ``exponent``.
+
+    Build one with `Currency.of`; a code and exponent that disagree with ISO 4217
+    are refused.
+    """
 
     code: str
     exponent: int
+
+    def __attrs_post_init__(self) -> None:
+        known = _iso_exponent(self.code)
+        if known != self.exponent:
+            raise InvalidRequest(
+                f"{self.code} has {known} decimal places in ISO 4217, not {self.exponent}"
+            )
 
     @classmethod
     def of(cls, code: str | Currency) -> Currency:
@@ -41,6 +56,8 @@ class Currency:
             raise InvalidRequest(
                 f"a currency is a 3-letter ISO 4217 code, not {type(code).__name__}"
             )
+        if not (len(code) == 3 and code.isascii() and code.isalpha()):
+            raise InvalidRequest(f"{code[:16]!r} is not an ISO 4217 currency code such as 'USD'")
         return _currency(code.upper())
 
     def __str__(self) -> str:
@@ -49,7 +66,12 @@ class Currency:
 
 @cache
 def _currency(code: str) -> Currency:
-    if not (len(code) == 3 and code.isascii() and code.isalpha()):
+    return Currency(code, _iso_exponent(code))
+
+
+@cache
+def _iso_exponent(code: str) -> int:
+    if not (len(code) == 3 and code.isascii() and code.isalpha() and code.isupper()):
         raise InvalidRequest(f"{code[:16]!r} is not an ISO 4217 currency code such as 'USD'")
     try:
         entry = iso4217.Currency(code)
@@ -59,7 +81,8 @@ def _currency(code: str) -> Currency:
         raise InvalidRequest(
             f"{code} has no minor unit in ISO 4217 and cannot be used for payments"
         )
-    return Currency(code, entry.exponent)
+    exponent: int = entry.exponent
+    return exponent
 
 
 def _to_currency(code: str | Currency) -> Currency:
@@ -110,11 +133,11 @@ class Money:
         else:
             raise InvalidAmount(_not_a_decimal(amount))
         try:
-            scaled = value.scaleb(cur.exponent)
-            minor = int(scaled)
-        except (InvalidOperation, OverflowError, ValueError):
-            raise InvalidAmount(f"{value} {cur.code} is out of range") from None
-        if scaled != minor:
+            scaled = _EXACT.scaleb(value, cur.exponent)
+        except (ArithmeticError, ValueError):  # decimal's traps are ArithmeticErrors
+            raise InvalidAmount(f"{str(value)[:40]} {cur.code} is out of range") from None
+        minor = int(scaled)
+        if _EXACT.compare(scaled, minor) != 0:
             raise InvalidAmount(
                 f"{value} has more decimals than {cur.code} allows ({cur.exponent}); "
                 "amounts are never rounded"
@@ -127,7 +150,7 @@ class Money:
 
     def to_decimal(self) -> Decimal:
         """The amount in major units, exact, with the currency's number of decimals."""
-        return Decimal(self.minor_units).scaleb(-self.currency.exponent)
+        return _EXACT.scaleb(Decimal(self.minor_units), -self.currency.exponent)
 
     def to_decimal_string(self) -> str:
         """Major units as a plain string: ``"10.50"``, ``"1000"`` for JPY."""

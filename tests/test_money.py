@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import pytest
 
@@ -120,3 +120,24 @@ def test_money_is_immutable_and_hashable() -> None:
     with pytest.raises(AttributeError):
         money.minor_units = 5  # type: ignore[misc]
     assert {money, Money(100, "USD")} == {money}
+
+
+def test_parsing_never_rounds_whatever_the_callers_decimal_context() -> None:
+    with pytest.raises(InvalidAmount, match="never rounded"):
+        Money.parse("10.00000000000000000000000000001", "USD")
+    with localcontext() as context:
+        context.prec = 6
+        assert Money.parse("12345.67", "USD") == Money(1234567, "USD")
+        assert Money(1234567, "USD").to_decimal_string() == "12345.67"
+        assert Money.parse(Decimal("9999999999999.99"), "USD").minor_units == 999999999999999
+
+
+def test_a_currency_must_have_its_iso_exponent() -> None:
+    with pytest.raises(InvalidRequest, match="2 decimal places"):
+        Currency("USD", 0)
+    assert Currency("JPY", 0) == Currency.of("jpy")
+
+
+def test_codes_that_only_look_ascii_after_upper_casing_are_refused() -> None:
+    with pytest.raises(InvalidRequest):
+        Currency.of("ßd")  # "ßd".upper() == "SSD"

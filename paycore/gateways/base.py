@@ -26,18 +26,22 @@ is built (`Gateway.from_config`); every problem is reported at once.
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Generator, Iterable, Mapping
 from datetime import timedelta
-from importlib import resources
 from typing import Any, ClassVar, Self, TypeAlias, TypeVar
 
 import attrs
 import httpx
-import jsonschema
 from attrs import field, frozen
 
-from paycore.errors import ConfigurationError, GatewayProtocolError, UnsupportedOperation
+from paycore.errors import (
+    ConfigurationError,
+    GatewayProtocolError,
+    PluginError,
+    UnsupportedOperation,
+)
+from paycore.gateways.json_codec import decode_json, encode_json
+from paycore.gateways.schema import config_problems, full_schema, load_schema
 from paycore.money import Money
 from paycore.transactions.model import (
     CheckoutSession,
@@ -112,7 +116,7 @@ class Capabilities:
         return Operation(operation) in self.operations
 
     def supports_currency(self, currency: str) -> bool:
-        return self.currencies is None or currency in self.currencies
+        return self.currencies is None or currency.upper() in self.currencies
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready description, operations in canonical order."""
@@ -139,6 +143,13 @@ class Timeouts:
     connect: float = 5.0
     read: float = 30.0
     total: float = 60.0
+
+    def __attrs_post_init__(self) -> None:
+        # A mutation is only sent with its whole read timeout ahead of it.
+        if self.total < self.read:
+            raise ConfigurationError(
+                "timeouts", [f"total ({self.total:g} s) must be at least read ({self.read:g} s)"]
+            )
 
 
 def secret(**kwargs: Any) -> Any:
@@ -177,25 +188,6 @@ class GatewayConfig:
         )
 
 
-TIMEOUTS_SCHEMA: Mapping[str, Any] = {
-    "type": "object",
-    "description": "Seconds to connect, to wait for a read, and for a whole exchange.",
-    "properties": {
-        "connect": {"type": "number", "exclusiveMinimum": 0, "maximum": 120},
-        "read": {"type": "number", "exclusiveMinimum": 0, "maximum": 600},
-        "total": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600},
-    },
-    "additionalProperties": False,
-}
-
-
-def load_schema(package: str, name: str) -> Mapping[str, Any]:
-    """Read a JSON Schema shipped as package data (``schemas/<name>`` in ``package``)."""
-    text = resources.files(package).joinpath("schemas", name).read_text(encoding="utf-8")
-    schema: Mapping[str, Any] = json.loads(text)
-    return schema
-
-
 @frozen(kw_only=True)
 class RequestPolicy:
     """How the driver may treat one request of an exchange.
@@ -220,9 +212,10 @@ class RequestPolicy:
 
 
 def read_json(response: httpx.Response, gateway: str) -> Any:
-    """The response body as JSON, or `GatewayProtocolError` saying why it is not."""
+    """The response body as JSON (non-integer numbers as exact `Decimal`s), or
+    `GatewayProtocolError` saying why it is not."""
     try:
-        return json.loads(response.content)
+        return decode_json(response.content)
     except (ValueError, UnicodeDecodeError):
         raise GatewayProtocolError(
             f"the provider answered with a body that is not JSON "
@@ -273,7 +266,7 @@ class Gateway:
     @classmethod
     def full_config_schema(cls) -> Mapping[str, Any]:
         """The plugin's schema with the properties common to every gateway added."""
-        return _full_schema(cls)
+        return full_schema(cls.config_schema)
 
     @classmethod
     def validate_config(cls, mapping: Mapping[str, Any], *, where: str | None = None) -> None:
@@ -286,10 +279,7 @@ class Gateway:
             raise ConfigurationError(
                 where, [f"must be a table of settings, not {type(mapping).__name__}"]
             )
-        validator = _validator(cls)
-        problems = sorted(
-            {line for error in validator.iter_errors(dict(mapping)) for line in _describe(error)}
-        )
+        problems = config_problems(cls.config_schema, mapping)
         if problems:
             raise ConfigurationError(where, problems)
 
@@ -318,27 +308,41 @@ class Gateway:
         content: bytes | None = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        mutation: bool | None = None,
         idempotent: bool | None = None,
     ) -> httpx.Request:
         """An `httpx.Request` tagged with its `RequestPolicy`.
 
-        ``idempotent`` defaults to true for reads and false for mutations; pass true
-        for a mutation the provider deduplicates (it then carries a key or a unique
-        reference derived from `PaymentRequest.idempotency_key`).
+        ``json`` is encoded exactly (`Decimal` as a JSON number; floats refused).
+        ``mutation`` says whether the request may change state at the provider; it
+        defaults to false for GET, HEAD and OPTIONS and true otherwise (say so for an
+        RPC-style provider whose status checks are POSTs). ``idempotent`` defaults to
+        true for reads and false for mutations; pass true only for a mutation the
+        provider deduplicates (a key or a unique reference derived from
+        `PaymentRequest.idempotency_key`), which the capabilities must declare.
         """
         method = method.upper()
-        mutation = method not in SAFE_METHODS
-        policy = RequestPolicy(
-            mutation=mutation, idempotent=(not mutation) if idempotent is None else idempotent
-        )
+        if mutation is None:
+            mutation = method not in SAFE_METHODS
+        if idempotent is None:
+            idempotent = not mutation
+        elif idempotent and mutation and not self.capabilities.idempotency_keys:
+            raise PluginError(
+                f"gateway {self.name!r} marks a mutation idempotent but its capabilities "
+                "do not declare idempotency_keys"
+            )
+        if json is not None:
+            content = encode_json(json)
+            headers = {"Content-Type": "application/json", **(headers or {})}
         return httpx.Request(
             method,
             url,
-            json=json,
             content=content,
             params=params,
             headers=headers,
-            extensions={RequestPolicy.EXTENSION: policy},
+            extensions={
+                RequestPolicy.EXTENSION: RequestPolicy(mutation=mutation, idempotent=idempotent)
+            },
         )
 
     def unsupported(self, operation: Operation) -> UnsupportedOperation:
@@ -390,71 +394,3 @@ class Gateway:
         Raise `WebhookSignatureError` when verification fails.
         """
         raise self.unsupported(Operation.HANDLE_WEBHOOK)
-
-
-_FULL_SCHEMAS: dict[type[Gateway], dict[str, Any]] = {}
-_VALIDATORS: dict[type[Gateway], Any] = {}
-
-
-def _full_schema(cls: type[Gateway]) -> dict[str, Any]:
-    if cls not in _FULL_SCHEMAS:
-        schema = dict(cls.config_schema)
-        properties = dict(schema.get("properties", {}))
-        properties.setdefault("timeouts", TIMEOUTS_SCHEMA)
-        schema["properties"] = properties
-        _FULL_SCHEMAS[cls] = schema
-    return _FULL_SCHEMAS[cls]
-
-
-def _validator(cls: type[Gateway]) -> Any:
-    if cls not in _VALIDATORS:
-        schema = _full_schema(cls)
-        validator_class = jsonschema.validators.validator_for(schema)
-        validator_class.check_schema(schema)
-        _VALIDATORS[cls] = validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
-    return _VALIDATORS[cls]
-
-
-def _describe(error: jsonschema.ValidationError) -> list[str]:
-    """Lines for a schema violation, naming keys and rules but never values."""
-    path = ".".join(str(part) for part in error.absolute_path) or "(top level)"
-    rule: Any = error.validator
-    expected: Any = error.validator_value
-    schema: Any = error.schema
-    instance: Any = error.instance
-    if rule == "required":
-        # jsonschema reports each missing key separately, each with the whole list.
-        prefix = "" if path == "(top level)" else f"{path}."
-        return [f"{prefix}{key}: is required" for key in expected if key not in (instance or {})]
-    if rule == "additionalProperties":
-        extra = sorted(set(instance) - set(schema.get("properties", {})))
-        return [f"{path}: unknown key(s) {', '.join(map(repr, extra))}"]
-    return [f"{path}: {_rule_message(str(rule), expected)}"]
-
-
-def _rule_message(rule: str, expected: Any) -> str:
-    match rule:
-        case "type":
-            return f"must be of type {expected}"
-        case "enum":
-            return f"must be one of {', '.join(map(repr, expected))}"
-        case "const":
-            return f"must be {expected!r}"
-        case "pattern":
-            return "does not have the expected format"
-        case "format":
-            return f"must be a valid {expected}"
-        case "minLength":
-            return f"must be at least {expected} characters long"
-        case "maxLength":
-            return f"must be at most {expected} characters long"
-        case "minimum":
-            return f"must be at least {expected}"
-        case "maximum":
-            return f"must be at most {expected}"
-        case "exclusiveMinimum":
-            return f"must be greater than {expected}"
-        case "exclusiveMaximum":
-            return f"must be less than {expected}"
-        case _:
-            return f"breaks the {rule!r} rule of the schema"

@@ -36,8 +36,6 @@ and returns the operation's result. The driver owns:
 from __future__ import annotations
 
 import asyncio
-import enum
-import logging
 import random
 import time
 from collections.abc import Callable, Generator
@@ -47,270 +45,14 @@ from typing import Any, Generic, Self, TypeAlias, TypeVar
 import httpx
 from attrs import frozen
 
-from paycore.errors import (
-    GatewayAuthError,
-    GatewayError,
-    GatewayProtocolError,
-    GatewayUnavailable,
-    OutcomeUnknown,
-    PaycoreError,
-)
-from paycore.gateways.base import Exchange, Gateway, RequestPolicy
-from paycore.gateways.scrub import ExchangeRecord, Scrubber, Transcript
+from paycore.errors import GatewayError
+from paycore.gateways.attempts import ExchangeRun, RetryPolicy
+from paycore.gateways.base import Exchange, Gateway
+from paycore.gateways.scrub import Scrubber, Transcript
 
 __all__ = ["AsyncGatewayDriver", "GatewayDriver", "Recorded", "RetryPolicy"]
 
 T = TypeVar("T")
-
-logger = logging.getLogger("paycore.gateways")
-hook_logger = logging.getLogger("paycore.hooks")
-
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
-_REQUEST_ID_HEADERS = ("request-id", "x-request-id", "x-correlation-id")
-
-
-@frozen(kw_only=True)
-class RetryPolicy:
-    """How often and how patiently a driver retries what is safe to retry.
-
-    The n-th retry waits ``backoff * factor**(n-1)`` seconds (at most ``max_backoff``),
-    spread by ``jitter``; a ``Retry-After`` answer is honoured up to ``max_backoff``.
-    """
-
-    max_attempts: int = 3
-    backoff: float = 0.2
-    factor: float = 2.0
-    max_backoff: float = 5.0
-    jitter: float = 0.2
-
-    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
-        base = (
-            retry_after if retry_after is not None else self.backoff * self.factor ** (attempt - 1)
-        )
-        spread = 1 + self.jitter * (2 * rng.random() - 1)
-        return min(self.max_backoff, max(0.0, base * spread))
-
-
-class _Kind(enum.Enum):
-    NOT_SENT = "not sent"
-    NOT_PROCESSED = "not processed"  # the provider refused before processing (429)
-    MAYBE_SENT = "maybe sent"  # sent, or partly sent; no usable answer
-    AUTH = "credentials rejected"
-
-
-@frozen
-class _Failure:
-    kind: _Kind
-    message: str
-    http_status: int | None = None
-    request_id: str | None = None
-    retry_after: float | None = None
-    cause: BaseException | None = None
-
-
-class _Run:
-    """The decisions of one exchange, shared by the sync and async drivers."""
-
-    def __init__(self, driver: _DriverBase, operation: str) -> None:
-        self.driver = driver
-        self.gateway = driver.gateway
-        self.operation = operation
-        self.started = driver.clock()
-        self.deadline = self.started + self.gateway.timeouts.total
-        self.records: list[_RawRecord] = []
-        # True once a mutation of this exchange may have reached the provider.
-        self.mutation_reached = False
-
-    # -- before an attempt ---------------------------------------------------------
-
-    def remaining(self) -> float:
-        return self.deadline - self.driver.clock()
-
-    def prepare(self, request: httpx.Request) -> None:
-        timeouts = self.gateway.timeouts
-        remaining = max(self.remaining(), 0.001)
-        connect = min(timeouts.connect, remaining)
-        read = min(timeouts.read, remaining)
-        request.extensions["timeout"] = {
-            "connect": connect,
-            "read": read,
-            "write": read,
-            "pool": connect,
-        }
-
-    # -- after an attempt ----------------------------------------------------------
-
-    def classify_error(self, request: httpx.Request, exc: httpx.HTTPError) -> _Failure:
-        if isinstance(exc, _NOT_SENT):
-            return _Failure(
-                _Kind.NOT_SENT, f"could not reach the provider: {_describe(exc)}", cause=exc
-            )
-        if isinstance(exc, httpx.TimeoutException):
-            message = f"no answer within the timeout: {_describe(exc)}"
-        else:
-            message = f"the connection broke before a complete answer: {_describe(exc)}"
-        self._note_reached(request)
-        return _Failure(_Kind.MAYBE_SENT, message, cause=exc)
-
-    def classify_response(
-        self, request: httpx.Request, response: httpx.Response
-    ) -> _Failure | None:
-        status = response.status_code
-        request_id = _request_id(response)
-        if status == 429:
-            return _Failure(
-                _Kind.NOT_PROCESSED,
-                "the provider is rate limiting requests",
-                http_status=status,
-                request_id=request_id,
-                retry_after=_retry_after(response),
-            )
-        if status in (401, 403):
-            # Refused at the door: the provider did nothing with the request.
-            return _Failure(
-                _Kind.AUTH,
-                "the provider rejected the credentials; check the gateway's config",
-                http_status=status,
-                request_id=request_id,
-            )
-        self._note_reached(request)
-        if status >= 500:
-            return _Failure(
-                _Kind.MAYBE_SENT,
-                "the provider failed while handling the request",
-                http_status=status,
-                request_id=request_id,
-                retry_after=_retry_after(response) if status == 503 else None,
-            )
-        return None
-
-    def _note_reached(self, request: httpx.Request) -> None:
-        if RequestPolicy.of(request).mutation:
-            self.mutation_reached = True
-
-    def retry_delay(self, request: httpx.Request, failure: _Failure, attempt: int) -> float | None:
-        """Seconds to wait before the next attempt, or None to give up."""
-        if failure.kind is _Kind.AUTH or attempt >= self.driver.retry.max_attempts:
-            return None
-        policy = RequestPolicy.of(request)
-        if failure.kind is _Kind.MAYBE_SENT and not policy.idempotent:
-            return None
-        delay = self.driver.retry.delay(attempt, failure.retry_after, self.driver.rng)
-        return delay if delay < self.remaining() else None
-
-    def error(self, failure: _Failure) -> GatewayError:
-        """The exception to raise for a failure no retry will mend."""
-        details: dict[str, Any] = {
-            "gateway": self.gateway.name,
-            "http_status": failure.http_status,
-            "request_id": failure.request_id,
-        }
-        message = f"{self.operation}: {failure.message}"
-        if self.mutation_reached:
-            return OutcomeUnknown(
-                f"{message}; the operation may have happened: reconcile before retrying",
-                **details,
-            )
-        if failure.kind is _Kind.AUTH:
-            return GatewayAuthError(message, **details)
-        return GatewayUnavailable(f"{message}; nothing was done, safe to retry", **details)
-
-    def plugin_error(self, exc: Exception, response: httpx.Response) -> PaycoreError:
-        """What to raise when the plugin fails on a response."""
-        if isinstance(exc, GatewayError) and not isinstance(exc, GatewayProtocolError):
-            return exc
-        if isinstance(exc, PaycoreError) and not isinstance(exc, GatewayError):
-            return exc
-        reason = str(exc) if isinstance(exc, GatewayProtocolError) else type(exc).__name__
-        details: dict[str, Any] = {
-            "gateway": self.gateway.name,
-            "http_status": response.status_code,
-            "request_id": _request_id(response),
-        }
-        if self.mutation_reached:
-            return OutcomeUnknown(
-                f"{self.operation}: the answer could not be read ({reason}); "
-                "the operation may have happened: reconcile before retrying",
-                **details,
-            )
-        return GatewayProtocolError(
-            f"{self.operation}: the answer could not be read ({reason})", **details
-        )
-
-    # -- transcript ----------------------------------------------------------------
-
-    def record(
-        self,
-        request: httpx.Request,
-        attempt: int,
-        elapsed: float,
-        response: httpx.Response | None = None,
-        failure: _Failure | None = None,
-    ) -> None:
-        # Kept raw and scrubbed only when a transcript is wanted: most runs need none.
-        error = failure.message if failure is not None and response is None else None
-        self.records.append(_RawRecord(attempt, request, response, elapsed, error))
-
-    def finish(self, outcome: str, *, keep: bool) -> Transcript | None:
-        """Build the transcript if anyone wants it: the caller, a hook or the log."""
-        hooks = self.driver.hooks
-        hooked = hooks is not None and bool(hooks.paycore_gateway_exchange.get_hookimpls())
-        debug = logger.isEnabledFor(logging.DEBUG)
-        failed = outcome != "completed"
-        if not (keep or hooked or debug or failed):
-            return None
-        transcript = Transcript(
-            gateway=self.gateway.name,
-            operation=self.operation,
-            records=tuple(raw.scrubbed(self.driver.scrubber) for raw in self.records),
-            outcome=outcome,
-        )
-        if debug or failed:
-            logger.log(
-                logging.WARNING if failed else logging.DEBUG,
-                "%s %s %s: %s",
-                self.gateway.name,
-                self.operation,
-                outcome,
-                transcript.summary(),
-            )
-        if hooked and hooks is not None:
-            try:
-                hooks.paycore_gateway_exchange(
-                    gateway=self.gateway.name, operation=self.operation, transcript=transcript
-                )
-            except Exception:
-                # An observer's failure must not change what happened at the provider.
-                hook_logger.exception(
-                    "a paycore_gateway_exchange hook failed (%s %s)",
-                    self.gateway.name,
-                    self.operation,
-                )
-        return transcript
-
-
-@frozen
-class _RawRecord:
-    attempt: int
-    request: httpx.Request
-    response: httpx.Response | None
-    elapsed: float
-    error: str | None
-
-    def scrubbed(self, scrub: Scrubber) -> ExchangeRecord:
-        request, response = self.request, self.response
-        return ExchangeRecord(
-            attempt=self.attempt,
-            method=request.method,
-            url=scrub.text(str(request.url)),
-            request_headers=scrub.headers(request.headers),
-            request_body=scrub.body(request.content),
-            status_code=None if response is None else response.status_code,
-            response_headers=() if response is None else scrub.headers(response.headers),
-            response_body=None if response is None else scrub.body(response.content),
-            elapsed_ms=self.elapsed * 1000,
-            error=self.error,
-        )
 
 
 @frozen
@@ -352,7 +94,15 @@ class _DriverBase:
     def _conduct(
         self, exchange: Exchange[T], operation: str, *, keep: bool
     ) -> _Step[tuple[T, Transcript | None]]:
-        run = _Run(self, operation)
+        run = ExchangeRun(
+            self.gateway,
+            operation,
+            retry=self.retry,
+            clock=self.clock,
+            rng=self.rng,
+            scrubber=self.scrubber,
+            hooks=self.hooks,
+        )
         try:
             request = next(exchange)
         except StopIteration as stop:
@@ -363,6 +113,14 @@ class _DriverBase:
             except GatewayError as failed:
                 exchange.close()
                 failed.transcript = run.finish(type(failed).__name__, keep=True)
+                raise
+            except GeneratorExit:
+                exchange.close()
+                raise
+            except BaseException as interrupted:
+                # Cancelled or interrupted mid-exchange: leave a trace, then let it go.
+                exchange.close()
+                run.finish(f"interrupted ({type(interrupted).__name__})", keep=False)
                 raise
             try:
                 request = exchange.send(response)
@@ -378,24 +136,29 @@ class _DriverBase:
                     raise
                 raise error from exc
 
-    def _attempts(self, run: _Run, request: httpx.Request) -> _Step[httpx.Response]:
+    def _attempts(self, run: ExchangeRun, request: httpx.Request) -> _Step[httpx.Response]:
         attempt = 0
         while True:
             attempt += 1
-            run.prepare(request)
-            started = time.perf_counter()
-            try:
-                response = yield request
-            except httpx.HTTPError as exc:
-                failure = run.classify_error(request, exc)
-                run.record(request, attempt, time.perf_counter() - started, failure=failure)
-            else:
-                assert response is not None
-                run.record(request, attempt, time.perf_counter() - started, response=response)
-                rejected = run.classify_response(request, response)
-                if rejected is None:
-                    return response
-                failure = rejected
+            failure = run.prepare(request)
+            if failure is None:
+                started = time.perf_counter()
+                try:
+                    response = yield request
+                except GeneratorExit:
+                    raise
+                except BaseException as exc:
+                    failure = run.classify_error(request, exc)
+                    run.record(request, attempt, time.perf_counter() - started, failure=failure)
+                    if not isinstance(exc, httpx.HTTPError):
+                        raise  # cancellation and the like: recorded, not handled
+                else:
+                    assert response is not None
+                    run.record(request, attempt, time.perf_counter() - started, response=response)
+                    rejected = run.classify_response(request, response)
+                    if rejected is None:
+                        return response
+                    failure = rejected
             delay = run.retry_delay(request, failure, attempt)
             if delay is None:
                 raise run.error(failure) from failure.cause
@@ -455,7 +218,8 @@ class GatewayDriver(_DriverBase):
                     continue
                 try:
                     response = self.client.send(step)
-                except httpx.HTTPError as exc:
+                except BaseException as exc:
+                    # The steps record it; httpx errors are handled, the rest re-raised.
                     step = steps.throw(exc)
                 else:
                     step = steps.send(response)
@@ -516,7 +280,8 @@ class AsyncGatewayDriver(_DriverBase):
                     continue
                 try:
                     response = await self.client.send(step)
-                except httpx.HTTPError as exc:
+                except BaseException as exc:
+                    # The steps record it; httpx errors are handled, the rest re-raised.
                     step = steps.throw(exc)
                 else:
                     step = steps.send(response)
@@ -537,22 +302,3 @@ class AsyncGatewayDriver(_DriverBase):
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-
-def _describe(exc: httpx.HTTPError) -> str:
-    # httpx messages name hosts and ports, never bodies or headers.
-    text = str(exc) or "no detail"
-    return f"{type(exc).__name__} ({text})"
-
-
-def _request_id(response: httpx.Response) -> str | None:
-    for name in _REQUEST_ID_HEADERS:
-        value: str | None = response.headers.get(name)
-        if value:
-            return value[:128]
-    return None
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
-    return float(value) if value.isdigit() else None

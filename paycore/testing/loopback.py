@@ -47,13 +47,25 @@ class Behaviour:
     status: int = 200
     body: bytes = b""
     content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
+    delay: float = 0.0  # seconds to wait before answering
 
 
 def respond(
-    status: int = 200, body: bytes | str = b"{}", content_type: str = "application/json"
+    status: int = 200,
+    body: bytes | str = b"{}",
+    content_type: str = "application/json",
+    *,
+    headers: dict[str, str] | None = None,
+    delay: float = 0.0,
 ) -> Behaviour:
     return Behaviour(
-        "respond", status, body.encode() if isinstance(body, str) else body, content_type
+        "respond",
+        status,
+        body.encode() if isinstance(body, str) else body,
+        content_type,
+        tuple((headers or {}).items()),
+        delay,
     )
 
 
@@ -196,10 +208,13 @@ class FaultyServer:
         if behaviour.action == "reset":
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return False
+        if behaviour.delay and self._stop.wait(behaviour.delay):
+            return False
         reason = _REASONS.get(behaviour.status, "Status")
+        extra = "".join(f"{name}: {value}\r\n" for name, value in behaviour.headers)
         head = (
             f"HTTP/1.1 {behaviour.status} {reason}\r\n"
-            f"Content-Type: {behaviour.content_type}\r\n"
+            f"Content-Type: {behaviour.content_type}\r\n{extra}"
             f"Content-Length: {len(behaviour.body)}\r\n\r\n"
         ).encode()
         if behaviour.action == "truncate":

@@ -17,7 +17,7 @@ import enum
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from attrs import Factory, field, frozen
 
@@ -134,6 +134,30 @@ class NextActionKind(enum.StrEnum):
     WIDGET = "widget"  # render the provider's widget with `parameters`
 
 
+E = TypeVar("E", bound=enum.StrEnum)
+
+
+def _member(kind: type[E], value: Any, name: str) -> E:
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in kind)
+        raise InvalidRequest(f"{name} must be one of {allowed}; got {str(value)[:32]!r}") from None
+
+
+def _transaction_type(value: TransactionType | str) -> TransactionType:
+    return _member(TransactionType, value, "transaction_type")
+
+
+def _outcome(value: Outcome | str) -> Outcome:
+    return _member(Outcome, value, "outcome")
+
+
+def _aware(_: object, attribute: Any, value: datetime | None) -> None:
+    if value is not None and value.utcoffset() is None:
+        raise InvalidRequest(f"{attribute.name} must be timezone-aware (e.g. datetime.now(UTC))")
+
+
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(value or {}))
 
@@ -224,7 +248,7 @@ class PaymentRequest:
     """
 
     transaction_id: str = field(validator=_non_empty)
-    transaction_type: TransactionType = field(converter=TransactionType)
+    transaction_type: TransactionType = field(converter=_transaction_type)
     payment_id: str = field(validator=_non_empty)
     amount: Money = field(validator=_positive)
     gateway_reference: str | None = None
@@ -253,7 +277,7 @@ class GatewayResult:
     approval). ``provider_status`` keeps the provider's raw status for diagnostics.
     """
 
-    outcome: Outcome = field(converter=Outcome)
+    outcome: Outcome = field(converter=_outcome)
     gateway_reference: str | None = None
     transaction_reference: str | None = None
     amount: Money | None = None
@@ -301,7 +325,7 @@ class GatewayEvent:
     event_type: str  # the provider's own name, e.g. "payment_intent.succeeded"
     occurred_at: datetime
     transaction_type: TransactionType
-    outcome: Outcome = field(converter=Outcome)
+    outcome: Outcome = field(converter=_outcome)
     gateway_reference: str | None = None
     transaction_reference: str | None = None
     transaction_id: str | None = None
@@ -323,7 +347,7 @@ class WebhookRequest:
     headers: Mapping[str, str] = field(converter=_lower_keys)
     body: bytes = b""
     query: Mapping[str, str] = field(default=None, converter=_frozen_mapping)
-    received_at: datetime | None = None
+    received_at: datetime | None = field(default=None, validator=_aware)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from attrs import frozen
 
-from paycore.errors import ConfigurationError, GatewayProtocolError, UnsupportedOperation
+from paycore.errors import (
+    ConfigurationError,
+    GatewayProtocolError,
+    InvalidAmount,
+    PluginError,
+    UnsupportedOperation,
+)
 from paycore.gateways.base import (
     Capabilities,
     Exchange,
@@ -129,18 +136,51 @@ def test_capabilities_describe_themselves_in_canonical_order() -> None:
     caps = Capabilities(operations={"refund", "authorize", "capture"}, currencies={"usd"})
     assert caps.as_dict()["operations"] == ["authorize", "capture", "refund"]
     assert caps.supports("refund") and not caps.supports(Operation.VOID)
-    assert caps.supports_currency("USD") and not caps.supports_currency("EUR")
+    assert caps.supports_currency("USD")
+    assert caps.supports_currency("usd") and not caps.supports_currency("EUR")
     assert Capabilities(operations=()).supports_currency("XYZ")
 
 
+class KeyedShop(ShopGateway):
+    capabilities = Capabilities(operations={"authorize"}, idempotency_keys=True)
+
+
+def keyed_shop() -> KeyedShop:
+    return KeyedShop.from_config({"base_url": "https://shop.example", "api_key": SECRET})
+
+
 def test_requests_carry_their_retry_policy() -> None:
-    gateway = ShopGateway.from_config({"base_url": "https://shop.example", "api_key": SECRET})
+    gateway = keyed_shop()
     post = gateway.build_request("post", "https://shop.example/p", json={"a": 1})
     keyed = gateway.build_request("POST", "https://shop.example/p", idempotent=True)
     get = gateway.build_request("GET", "https://shop.example/p")
+    rpc_read = gateway.build_request("POST", "https://shop.example/rpc", mutation=False)
     assert RequestPolicy.of(post) == RequestPolicy(mutation=True, idempotent=False)
     assert RequestPolicy.of(keyed) == RequestPolicy(mutation=True, idempotent=True)
     assert RequestPolicy.of(get) == RequestPolicy(mutation=False, idempotent=True)
+    assert RequestPolicy.of(rpc_read) == RequestPolicy(mutation=False, idempotent=True)
+
+
+def test_a_mutation_is_idempotent_only_where_the_gateway_declares_idempotency_keys() -> None:
+    gateway = ShopGateway.from_config({"base_url": "https://shop.example", "api_key": SECRET})
+    with pytest.raises(PluginError, match="do not declare idempotency_keys"):
+        gateway.build_request("POST", "https://shop.example/p", idempotent=True)
+
+
+def test_json_bodies_are_exact_and_refuse_floats() -> None:
+    gateway = keyed_shop()
+    request = gateway.build_request("POST", "https://x/p", json={"amount": Decimal("100.55")})
+    assert request.content == b'{"amount":100.55}'
+    assert request.headers["content-type"] == "application/json"
+    with pytest.raises(InvalidAmount):
+        gateway.build_request("POST", "https://x/p", json={"amount": 100.55})
+
+
+def test_decimal_answers_are_read_exactly() -> None:
+    import httpx
+
+    response = httpx.Response(200, content=b'{"amount": 1234567890123456.79}')
+    assert read_json(response, "shop") == {"amount": Decimal("1234567890123456.79")}
 
 
 def test_plain_httpx_requests_get_a_policy_from_their_method() -> None:

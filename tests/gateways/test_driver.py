@@ -17,10 +17,12 @@ from paycore.errors import (
     GatewayAuthError,
     GatewayProtocolError,
     GatewayUnavailable,
+    InvalidAmount,
     OutcomeUnknown,
 )
 from paycore.gateways.base import Capabilities, Exchange, Gateway, GatewayConfig, read_json, secret
 from paycore.gateways.driver import AsyncGatewayDriver, GatewayDriver, RetryPolicy
+from paycore.money import Money
 from paycore.testing.loopback import (
     FaultyServer,
     SaturatedListener,
@@ -50,7 +52,7 @@ class EchoGateway(Gateway):
     name = "echo"
     display_name = "Echo"
     config_type = EchoConfig
-    capabilities = Capabilities(operations={"authorize", "fetch_status"})
+    capabilities = Capabilities(operations={"authorize", "fetch_status"}, idempotency_keys=True)
 
     config: EchoConfig
 
@@ -123,8 +125,9 @@ def status(gateway: EchoGateway) -> Exchange[Any]:
 
 def test_connection_refused_is_unavailable_and_retried(run: Callable[..., Any]) -> None:
     gateway = echo(refused_address())
-    with pytest.raises(GatewayUnavailable, match="nothing was done, safe to retry"):
+    with pytest.raises(GatewayUnavailable, match="nothing was done, safe to retry") as caught:
         run(gateway, authorize)
+    assert [record.attempt for record in caught.value.transcript.records] == [1, 2, 3]
 
 
 def test_connect_timeout_is_unavailable(run: Callable[..., Any]) -> None:
@@ -170,7 +173,7 @@ def test_mutation_without_definitive_answer_is_outcome_unknown_and_never_resent(
 
 def test_malformed_body_after_a_mutation_is_outcome_unknown(run: Callable[..., Any]) -> None:
     with FaultyServer([respond(200, "not json {")]) as server:
-        with pytest.raises(OutcomeUnknown, match="could not be read") as caught:
+        with pytest.raises(OutcomeUnknown, match="could not be used") as caught:
             run(echo(server.url), authorize)
         assert isinstance(caught.value.__cause__, GatewayProtocolError)
         assert caught.value.http_status == 200
@@ -236,11 +239,13 @@ def test_4xx_answers_go_to_the_plugin(run: Callable[..., Any]) -> None:
 
 def test_total_time_is_bounded_across_retries(run: Callable[..., Any]) -> None:
     with FaultyServer([hang()]) as server:
-        gateway = echo(server.url, idempotent=True, read=0.3, total=0.5)
+        # Attempts at 0 s and about 0.31 s; a third at about 0.62 s would have less than
+        # its 0.3 s read timeout left of the 0.7 s budget, so it is not made.
+        gateway = echo(server.url, idempotent=True, read=0.3, total=0.7)
         started = time.monotonic()
         with pytest.raises(OutcomeUnknown):
             run(gateway, authorize)
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 3.0
         assert len(server.requests) == 2
 
 
@@ -389,3 +394,92 @@ def test_a_failing_hook_is_logged_and_does_not_change_the_result(
             assert driver.run(authorize(gateway), operation="authorize") == {"id": "p1"}
     [record] = [r for r in caplog.records if r.name == "paycore.hooks"]
     assert "paycore_gateway_exchange hook failed" in record.getMessage()
+
+
+def test_forbidden_is_an_auth_error_even_for_a_mutation(run: Callable[..., Any]) -> None:
+    with FaultyServer([respond(403, "{}")]) as server:
+        with pytest.raises(GatewayAuthError):
+            run(echo(server.url), authorize)
+        assert len(server.requests) == 1
+
+
+def test_rate_limiting_that_never_ends_is_unavailable_after_every_attempt(
+    run: Callable[..., Any],
+) -> None:
+    with FaultyServer([respond(429, "{}")]) as server:
+        with pytest.raises(GatewayUnavailable, match="rate limiting"):
+            run(echo(server.url), authorize)
+        assert len(server.requests) == 3
+
+
+def test_retry_after_is_honoured() -> None:
+    waits: list[float] = []
+    script = [respond(429, "{}", headers={"Retry-After": "1"}), respond(200, '{"id": "p1"}')]
+    with FaultyServer(script) as server:
+        gateway = echo(server.url)
+        policy = RetryPolicy(max_attempts=3, backoff=0.01, max_backoff=2.0, jitter=0.0)
+        with GatewayDriver(gateway, hooks=None, retry=policy, sleep=waits.append) as driver:
+            assert driver.run(authorize(gateway), operation="authorize") == {"id": "p1"}
+    assert waits == [1.0]
+
+
+def check_then_authorize(gateway: EchoGateway) -> Exchange[Any]:
+    yield from gateway.fetch_status({})
+    return (yield from gateway.authorize({"amount": 100}))
+
+
+def test_a_mutation_is_not_sent_without_its_full_read_timeout_left(
+    run: Callable[..., Any],
+) -> None:
+    # The slow read leaves 0.3 s of the 1 s budget, less than the 0.9 s read timeout:
+    # sending the mutation then could only manufacture an unknown outcome.
+    slow_read = respond(200, '{"status": "ok"}', delay=0.7)
+    with FaultyServer([slow_read, respond(200, '{"id": "p1"}')]) as server:
+        with pytest.raises(
+            GatewayUnavailable, match=r"not sent: .* less than the 0\.9 s read timeout"
+        ):
+            run(echo(server.url, read=0.9, total=1.0), check_then_authorize)
+        assert len(server.requests) == 1
+
+
+def test_a_mutation_gets_its_whole_read_timeout_even_near_the_end_of_the_budget(
+    run: Callable[..., Any],
+) -> None:
+    slow_read = respond(200, '{"status": "ok"}', delay=0.3)
+    slow_write = respond(200, '{"id": "p1"}', delay=0.4)
+    with FaultyServer([slow_read, slow_write]) as server:
+        # 0.3 s spent, 0.6 s left, read timeout 0.5 s: sent, and it waits the whole 0.5 s
+        assert run(echo(server.url, read=0.5, total=0.9), check_then_authorize) == {"id": "p1"}
+
+
+class MoneyReadingGateway(EchoGateway):
+    def authorize(self, request: Any) -> Exchange[Any]:
+        body = yield from super().authorize(request)
+        return Money.parse(body["amount"], "USD")
+
+
+def test_anything_the_plugin_raises_after_a_mutation_is_outcome_unknown(
+    run: Callable[..., Any],
+) -> None:
+    with FaultyServer([respond(200, '{"amount": "10.005"}')]) as server:
+        config = EchoConfig(base_url=server.url, api_key=SENTINEL_SECRET)
+        gateway = MoneyReadingGateway(config)
+        with pytest.raises(OutcomeUnknown, match="InvalidAmount") as caught:
+            run(gateway, authorize)
+    assert isinstance(caught.value.__cause__, InvalidAmount)
+
+
+def test_a_cancelled_exchange_leaves_a_trace_and_stays_cancelled() -> None:
+    recorder = Recorder()
+
+    async def go(url: str) -> None:
+        gateway = echo(url, read=5.0)
+        async with AsyncGatewayDriver(gateway, hooks=hooks_with(recorder)) as driver:
+            await asyncio.wait_for(driver.run(authorize(gateway), operation="authorize"), 0.3)
+
+    with FaultyServer([hang()]) as server, pytest.raises(TimeoutError):
+        asyncio.run(go(server.url))
+    [call] = recorder.calls
+    assert call["transcript"].outcome == "interrupted (CancelledError)"
+    [record] = call["transcript"].records
+    assert "interrupted while the request was in flight" in (record.error or "")

@@ -47,8 +47,9 @@ def test_requests_refuse_amounts_that_are_not_money() -> None:
 
 
 def test_requests_refuse_unknown_transaction_types_and_empty_ids() -> None:
-    with pytest.raises(ValueError, match="teleport"):
+    with pytest.raises(InvalidRequest, match="must be one of authorize, sale") as caught:
         make_request(transaction_type="teleport")
+    assert "'teleport'" in str(caught.value)
     with pytest.raises(InvalidRequest):
         make_request(transaction_id="")
 
@@ -97,3 +98,16 @@ def test_value_objects_change_only_through_evolve() -> None:
     assert attrs.evolve(request, transaction_id="tx_2").transaction_id == "tx_2"
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         request.transaction_id = "tx_3"  # type: ignore[misc]
+
+
+def test_an_unknown_outcome_is_a_typed_error() -> None:
+    with pytest.raises(InvalidRequest, match="outcome must be one of"):
+        GatewayResult(outcome="maybe")
+
+
+def test_webhook_arrival_times_must_be_timezone_aware() -> None:
+    from datetime import UTC, datetime
+
+    with pytest.raises(InvalidRequest, match="timezone-aware"):
+        WebhookRequest(method="POST", headers={}, received_at=datetime(2026, 1, 1))
+    WebhookRequest(method="POST", headers={}, received_at=datetime(2026, 1, 1, tzinfo=UTC))
