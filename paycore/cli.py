@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from errno import EADDRINUSE
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -304,7 +305,11 @@ def sandbox() -> None:
 def sandbox_serve(
     name: str, host: str, port: int, faults: tuple[str, ...], webhook_url: str | None
 ) -> None:
-    """Serve the sandbox NAME in the foreground until interrupted."""
+    """Serve the sandbox NAME in the foreground until interrupted.
+
+    Prints its URL and the gateway settings that talk to it (the sandbox's published
+    test credentials), ready to paste into paycore.toml. --port 0 picks a free port.
+    """
     from paycore import plugins
     from paycore.sandbox.faults import FaultPlan
 
@@ -313,15 +318,53 @@ def sandbox_serve(
     except ConfigurationError as error:
         raise click.BadParameter("; ".join(error.problems), param_hint="'--fault'") from error
     sandbox_type = plugins.sandbox_class(name)
-    from paycore.sandbox.server import serve_forever
+    from paycore.sandbox.server import base_url, listen_on, serve_forever
 
     instance = sandbox_type(faults=plan, webhook_url=webhook_url)
-    shown_host = f"[{host}]" if ":" in host else host
-    console = _console()
-    console.print(f"{name} sandbox on http://{shown_host}:{port} (Ctrl-C to stop)")
+    try:
+        sock = listen_on(host, port)
+    except OSError as error:
+        address = base_url(host, port).removeprefix("http://")
+        hint = "; choose another --port (0 picks a free one)" if error.errno == EADDRINUSE else ""
+        raise _Failure(f"cannot listen on {address}: {error.strerror or error}{hint}") from error
+    url = base_url(host, sock.getsockname()[1])
+    click.echo(f"{name} sandbox on {url} (Ctrl-C to stop)")
     if faults:
-        console.print(f"faults: {', '.join(faults)}")
-    serve_forever(instance.app(), host, port)
+        click.echo(f"faults: {', '.join(faults)}")
+    click.echo("\nIts published test credentials, for paycore.toml:\n")
+    click.echo(_toml_table(f"gateways.{name}", instance.gateway_config(url)))
+    serve_forever(instance.app(), sock)
+
+
+def _toml_table(name: str, values: Mapping[str, Any]) -> str:
+    """``values`` as a TOML table named ``name`` (a dotted key)."""
+    lines = [f"[{name}]"]
+    lines += [f"{_toml_key(key)} = {_toml_value(value)}" for key, value in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_key(key: str) -> str:
+    bare = key and all(c.isascii() and (c.isalnum() or c in "-_") for c in key)
+    return key if bare else _toml_value(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        escaped = "".join(
+            f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F else c
+            for c in value.replace("\\", "\\\\").replace('"', '\\"')
+        )
+        return f'"{escaped}"'
+    if isinstance(value, Mapping):
+        pairs = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        return f"{{ {pairs} }}" if pairs else "{}"
+    if isinstance(value, list | tuple):
+        return f"[{', '.join(_toml_value(item) for item in value)}]"
+    raise TypeError(f"{type(value).__name__} has no TOML form")
 
 
 # -- demo ----------------------------------------------------------------------------

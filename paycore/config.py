@@ -35,7 +35,6 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -44,6 +43,8 @@ from attrs import field, frozen
 from paycore import plugins
 from paycore.errors import ConfigurationError, PluginError
 from paycore.gateways.base import Gateway
+from paycore.gateways.scrub import sensitive_name
+from paycore.transactions.model import _frozen_mapping
 
 __all__ = [
     "CONFIG_ENV",
@@ -72,10 +73,15 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
 _DATABASE_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://.*", re.DOTALL)
 _QUOTED_CHARACTER = re.compile(r"(character) (?:'[^']*'|\"[^\"]*\")")
+_QUERY_SEPARATOR = re.compile(r"([&;])")
 
 
 def redact_url(url: str | None) -> str:
-    """``url`` with any password replaced by ``***``, safe for reprs and messages."""
+    """``url`` with any password replaced by ``***``, safe for reprs and messages.
+
+    Passwords are looked for in the userinfo (``user:pass@host``) and in the query
+    (``?password=…``, ``?sslpassword=…``: any parameter transcripts would redact).
+    """
     if url is None:
         return "None"
     try:
@@ -83,15 +89,25 @@ def redact_url(url: str | None) -> str:
         password = parts.password
     except ValueError:
         return "<unparseable URL>"
-    if not password:
+    if password:
+        userinfo, _, host = parts.netloc.rpartition("@")
+        user = userinfo.partition(":")[0]
+        url = urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    if not parts.query:
         return url
-    userinfo, _, host = parts.netloc.rpartition("@")
-    user = userinfo.partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    # Rebuilt by hand: urlunsplit would rewrite URLs such as sqlite:///paycore.db.
+    head, _, rest = url.partition("?")
+    query, hash_sign, fragment = rest.partition("#")
+    return f"{head}?{_redact_query(query)}{hash_sign}{fragment}"
 
 
-def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return MappingProxyType(dict(value or {}))
+def _redact_query(query: str) -> str:
+    parts = _QUERY_SEPARATOR.split(query)  # parameters at even indices, separators between
+    for index in range(0, len(parts), 2):
+        name, equals, value = parts[index].partition("=")
+        if equals and value and sensitive_name(name):
+            parts[index] = f"{name}=***"
+    return "".join(parts)
 
 
 def _keys_only(config: Mapping[str, Any]) -> str:

@@ -24,7 +24,7 @@ from paycore.gateways.dummy import DummyGateway
 from paycore.gateways.dummy_sandbox import DummySandbox
 from paycore.money import Money
 from paycore.sandbox.server import SandboxServer
-from paycore.testing.webhook_receiver import WebhookReceiver
+from paycore.sandbox.webhook_receiver import ReceivedWebhook, WebhookReceiver
 from paycore.transactions.model import (
     GatewayResult,
     PaymentMethod,
@@ -75,18 +75,26 @@ def run_demo(console: Console, *, currency: str = "USD") -> None:
     if not console.is_terminal:
         console.width = max(console.width, 110)  # a log or a pipe: no need to fold
     receiver = WebhookReceiver()
-    with SandboxServer(receiver.app()) as hooks_server:
+    # Everything here talks to loopback: a proxy from the environment (HTTP_PROXY)
+    # must not be used, so the clients ignore it and the driver gets one of them.
+    with (
+        SandboxServer(receiver.app()) as hooks_server,
+        httpx.Client(trust_env=False, follow_redirects=False) as loopback,
+    ):
         receiver.base_url = hooks_server.url
         sandbox = DummySandbox(webhook_url=receiver.url)
         with SandboxServer(sandbox.app()) as server:
             gateway = DummyGateway.from_config(sandbox.gateway_config(server.url))
             console.print(f"[bold]paycore demo[/]: {gateway.display_name} at {server.url}")
-            with GatewayDriver(gateway) as driver, httpx.Client(base_url=server.url) as control:
+            with (
+                GatewayDriver(gateway, client=loopback) as driver,
+                httpx.Client(base_url=server.url, trust_env=False) as control,
+            ):
                 table = _lifecycle(driver, gateway, control, currency)
                 sent = len(sandbox.events)
                 deliveries = receiver.wait_for(sent, timeout=5.0)
             sandbox.close()
-        verified = _verify_webhooks(gateway, deliveries)
+        verified = _verify_webhooks(gateway, deliveries, loopback)
     console.print(table)
     console.print(
         f"webhooks: {sent} sent by the sandbox, {len(deliveries)} delivered, "
@@ -171,9 +179,11 @@ def _totals(control: httpx.Client, reference: str | None) -> list[Money | None]:
     return [None, None, None]
 
 
-def _verify_webhooks(gateway: DummyGateway, deliveries: Any) -> int:
+def _verify_webhooks(
+    gateway: DummyGateway, deliveries: tuple[ReceivedWebhook, ...], client: httpx.Client
+) -> int:
     verified = 0
-    with GatewayDriver(gateway, hooks=None) as driver:
+    with GatewayDriver(gateway, client=client, hooks=None) as driver:
         for delivery in deliveries:
             handling = driver.run(
                 gateway.handle_webhook(delivery.as_request()), operation="handle_webhook"

@@ -1,14 +1,74 @@
-"""Fixtures shared by the core tests."""
+"""Fixtures shared by the core tests, and the environment the whole session runs in.
+
+Set when this file is imported, so before any test runs, and inherited by every
+subprocess a test starts:
+
+- ``XDG_CACHE_HOME``: a temporary directory, so no test reads or writes the
+  developer's entry-point cache (see below);
+- ``NO_PROXY``: loopback, so a proxy in the environment (``HTTP_PROXY``) never
+  carries the traffic between tests and the sandboxes they serve on 127.0.0.1.
+  Clients built by the tests themselves also say ``trust_env=False``.
+"""
 
 from __future__ import annotations
 
 import importlib
+import os
+import shutil
 import sys
-from collections.abc import Iterator, Mapping
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
-from stevedore import ExtensionManager, _cache
+
+if TYPE_CHECKING:
+    from paycore.transactions.model import PaymentRequest
+
+# stevedore keeps entry-point scans in files under $XDG_CACHE_HOME/python-entrypoints,
+# and reads XDG_CACHE_HOME only once: when it is imported, it builds its module-level
+# cache object, which keeps the directory. Setting the variable in a fixture or in
+# pytest_configure would come after this file's own stevedore import below, too late;
+# so it is set here, before that import. If something imported stevedore earlier
+# still, `_use_session_cache` gives it a fresh cache object that reads the variable.
+SESSION_CACHE_HOME = tempfile.mkdtemp(prefix="paycore-tests-cache-")
+os.environ["XDG_CACHE_HOME"] = SESSION_CACHE_HOME
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _no_proxy() -> str:
+    # Keep what the developer listed; lower-case no_proxy wins when both are set.
+    listed = os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or ""
+    hosts = [host.strip() for host in listed.split(",") if host.strip()]
+    return ",".join(dict.fromkeys([*hosts, *LOOPBACK_HOSTS]))
+
+
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = _no_proxy()
+
+from stevedore import ExtensionManager, _cache  # noqa: E402 - after XDG_CACHE_HOME is set
+
+
+def _install_cache(cache: Any, assign: Callable[[Any, str, Any], None]) -> None:
+    """Make ``cache`` the stevedore cache object every lookup goes through."""
+    assign(_cache, "_c", cache)
+    assign(_cache, "get_group_all", cache.get_group_all)
+    assign(_cache, "get_group_named", cache.get_group_named)
+    assign(_cache, "get_single", cache.get_single)
+
+
+def _use_session_cache() -> None:
+    if not Path(_cache._c._dir).is_relative_to(SESSION_CACHE_HOME):
+        _install_cache(_cache.Cache(), setattr)
+
+
+_use_session_cache()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(SESSION_CACHE_HOME, ignore_errors=True)
 
 
 class FakeSite:
@@ -66,11 +126,7 @@ class FakeSite:
         cache_dir.mkdir(parents=True, exist_ok=True)
         (cache_dir / ".disable").touch()
         self._monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
-        cache = _cache.Cache()
-        self._monkeypatch.setattr(_cache, "_c", cache)
-        self._monkeypatch.setattr(_cache, "get_group_all", cache.get_group_all)
-        self._monkeypatch.setattr(_cache, "get_group_named", cache.get_group_named)
-        self._monkeypatch.setattr(_cache, "get_single", cache.get_single)
+        _install_cache(_cache.Cache(), self._monkeypatch.setattr)
         self._monkeypatch.setattr(ExtensionManager, "ENTRY_POINT_CACHE", {})
 
 
@@ -89,3 +145,52 @@ def fake_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeS
         if origin and Path(origin).is_relative_to(root):
             del sys.modules[name]
     importlib.invalidate_caches()
+
+
+# -- shared by many test modules ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[httpx.Client]:
+    """One loopback client per module: building one costs tens of milliseconds (its TLS
+    setup). It never follows redirects and ignores proxies from the environment."""
+    with httpx.Client(timeout=5, trust_env=False, follow_redirects=False) as client:
+        yield client
+
+
+class ManualClock:
+    """A clock that moves only when a test moves it: ``clock.now += 60``."""
+
+    def __init__(self, now: float = 1_767_225_600.0) -> None:  # 2026-01-01 00:00 UTC
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def payment_request() -> Callable[..., PaymentRequest]:
+    """Build a `PaymentRequest`: by default ``txn_1``, an authorization of 10.00 USD
+    with the test card ``tok_visa``; the kind, the transaction id and any field may
+    be changed (``payment_request("capture", "txn_2", gateway_reference="pay_1")``)."""
+    from paycore.money import Money
+    from paycore.transactions.model import PaymentMethod, PaymentRequest
+
+    def build(
+        kind: str = "authorize", transaction_id: str = "txn_1", **changes: Any
+    ) -> PaymentRequest:
+        fields: dict[str, Any] = {
+            "transaction_id": transaction_id,
+            "transaction_type": kind,
+            "payment_id": "p_1",
+            "amount": Money(1000, "USD"),
+            "payment_method": PaymentMethod(type="card", token="tok_visa"),
+        }
+        return PaymentRequest(**{**fields, **changes})
+
+    return build

@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+import tomllib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 from click.testing import CliRunner, Result
 
 import paycore
 from paycore.cli import cli
+from paycore.gateways.driver import GatewayDriver
+from paycore.gateways.dummy import DummyGateway
+from paycore.money import Money
 
 if TYPE_CHECKING:
     from tests.conftest import FakeSite
@@ -219,42 +226,107 @@ def test_an_unknown_sandbox_is_a_one_line_error() -> None:
     assert "no sandbox plugin named 'nosuchpay' is installed" in line
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _console_script() -> str:
     script = shutil.which("paycore", path=str(Path(sys.executable).parent))
     assert script, "the paycore console script is installed beside the interpreter"
     return script
 
 
-def test_sandbox_serve_serves_the_sandbox_until_stopped() -> None:
-    port = _free_port()
-    process = subprocess.Popen(  # noqa: S603 - our own console script
-        [_console_script(), "sandbox", "serve", "dummy", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    try:
-        deadline = time.monotonic() + 15
-        while True:
+class Serving:
+    """``paycore sandbox serve …`` in a subprocess, its output read line by line."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(  # noqa: S603 - our own console script
+            [_console_script(), "sandbox", "serve", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.output: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+
+    def read_until(self, pattern: str, timeout: float = 15) -> re.Match[str]:
+        """The first line matching ``pattern`` (all lines read are kept in ``output``)."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
             try:
-                response = httpx.get(f"http://127.0.0.1:{port}/v1/payment_methods", timeout=1)
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
                 break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        assert response.status_code in (200, 401)
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=10)
-    assert f"dummy sandbox on http://127.0.0.1:{port}" in output.decode()
+            self.output.append(line)
+            if found := re.search(pattern, line):
+                return found
+        raise AssertionError(f"no line matches {pattern!r} in {''.join(self.output)!r}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Serving]]:
+    started: list[Serving] = []
+
+    def start(*args: str) -> Serving:
+        started.append(Serving(*args))
+        return started[-1]
+
+    yield start
+    for serving in started:
+        serving.stop()
+
+
+def test_sandbox_serve_prints_the_url_it_listens_on_and_serves_until_stopped(serve, http):
+    serving = serve("dummy", "--port", "0")
+
+    url = serving.read_until(r"dummy sandbox on (http://127\.0\.0\.1:(\d+)) ")
+    assert int(url[2]) > 0
+    response = http.get(f"{url[1]}/v1/payment_methods", params={"currency": "USD"})
+    assert response.status_code == 401  # it is the dummy provider: it wants the API key
+
+
+def test_sandbox_serve_prints_the_gateway_settings_ready_for_paycore_toml(serve, http):
+    serving = serve("dummy", "--port", "0")
+    url = serving.read_until(r"dummy sandbox on (http://\S+) ")[1]
+
+    serving.read_until(r"^\[gateways\.dummy\]$")
+    snippet = ["[gateways.dummy]\n"]
+    while (line := serving.lines.get(timeout=5)).strip():
+        snippet.append(line)
+    settings = tomllib.loads("".join(snippet))["gateways"]["dummy"]
+
+    assert settings["base_url"] == url
+    gateway = DummyGateway.from_config(settings)
+    with GatewayDriver(gateway, client=http, hooks=None) as driver:
+        options = driver.run(gateway.payment_methods(Money(1000, "USD")), operation="methods")
+    assert [option.type for option in options] == ["card", "bank_transfer"]
+
+
+def test_sandbox_serve_on_a_port_in_use_is_a_one_line_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(  # noqa: S603 - our own console script
+            [_console_script(), "sandbox", "serve", "dummy", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
+    assert "--port" in line
 
 
 def test_the_console_script_reports_errors_in_one_line() -> None:

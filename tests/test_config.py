@@ -16,6 +16,7 @@ from paycore.config import (
     Settings,
     build_gateways,
     load_settings,
+    redact_url,
 )
 from paycore.errors import ConfigurationError
 from paycore.gateways.base import Capabilities, Gateway, GatewayConfig, secret
@@ -365,6 +366,46 @@ def test_no_secret_value_appears_in_the_repr_of_settings(tmp_path: Path) -> None
     assert "postgresql://pay:***@db.internal/pay" in repr(settings)
     assert "'api_key': …" in repr(settings)
     assert SENTINEL not in repr(build_gateways(settings, gateway_class=lookup))
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://pay:pw@db/pay", "postgresql://pay:***@db/pay"),
+        ("postgresql://h/db?password=s3cr3t", "postgresql://h/db?password=***"),
+        (
+            "postgresql://pay@h/db?sslmode=require&sslpassword=k3y#x",
+            "postgresql://pay@h/db?sslmode=require&sslpassword=***#x",
+        ),
+        (
+            "postgresql://pay:pw@h/db?application_name=shop;pass%77ord=s3cr3t",
+            "postgresql://pay:***@h/db?application_name=shop;pass%77ord=***",
+        ),
+        ("libsql://db.example?authToken=t0k3n", "libsql://db.example?authToken=***"),
+        ("postgresql://h/db?sslmode=require&connect_timeout=5", None),
+        ("sqlite:///paycore.db", None),
+        ("sqlite:///paycore.db?mode=ro", None),
+    ],
+)
+def test_redact_url_hides_passwords_in_the_userinfo_and_the_query(
+    url: str, shown: str | None
+) -> None:
+    assert redact_url(url) == (shown or url)
+
+
+def test_no_query_password_appears_in_the_repr_of_settings(tmp_path: Path) -> None:
+    path = write(tmp_path, 'database_url = "postgresql://db/pay?sslpassword=${SECRET}"\n')
+    from_file = load_settings(path, {"SECRET": SENTINEL})
+    from_env = load_settings(
+        path,
+        {"SECRET": "x", "PAYCORE_DATABASE_URL": f"postgresql://db/pay?password={SENTINEL}"},
+    )
+
+    assert from_file.database_url == f"postgresql://db/pay?sslpassword={SENTINEL}"
+    assert from_env.database_url == f"postgresql://db/pay?password={SENTINEL}"
+    assert SENTINEL not in repr(from_file)
+    assert SENTINEL not in repr(from_env)
+    assert "postgresql://db/pay?sslpassword=***" in repr(from_file)
 
 
 # -- gateways ------------------------------------------------------------------------

@@ -2,9 +2,11 @@
 
 REST and JSON, ``Authorization: Bearer``, an ``Idempotency-Key`` on every mutation
 (kept 24 h), amounts in integer minor units. Every operation of the contract except
-hosted checkout. Quirks: a card decline is HTTP 402 with an error body; paycore's
-transaction id travels as ``reference``, so `fetch_status` finds an operation whose
-answer was lost; webhooks are signed ``Dummy-Signature: t=…,v1=…``.
+hosted checkout. Quirks: a card decline is HTTP 402 with an error body; a 409
+``idempotency_error`` (the key is in use or was used for another request) is never a
+decline but `OutcomeUnknown`; paycore's transaction id travels as ``reference``, so
+`fetch_status` finds an operation whose answer was lost; webhooks are signed
+``Dummy-Signature: t=…,v1=…``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from urllib.parse import quote
 import httpx
 from attrs import field, frozen
 
-from paycore.errors import InvalidRequest
+from paycore.errors import InvalidRequest, OutcomeUnknown
 from paycore.gateways.base import (
     Capabilities,
     Exchange,
@@ -45,10 +47,11 @@ from paycore.transactions.model import (
     WebhookRequest,
 )
 
-__all__ = ["DummyConfig", "DummyGateway"]
+__all__ = ["SIGNATURE_HEADER", "DummyConfig", "DummyGateway"]
 
 NAME = "dummy"
-SIGNATURE_HEADER = "Dummy-Signature"
+SIGNATURE_HEADER = "Dummy-Signature"  # the sandbox signs with it too
+REQUEST_ID_HEADER = "Request-Id"
 
 # An operation's status -> what it means for the transaction that asked for it.
 OUTCOMES = {
@@ -164,6 +167,15 @@ class DummyGateway(Gateway):
         return _operation_answer(response)
 
     def fetch_status(self, request: PaymentRequest) -> Exchange[GatewayResult]:
+        """The provider's answer about ``request``'s transaction, found by our reference.
+
+        "The provider has no record" comes back as declined with ``NOT_FOUND``. That is
+        final only once no attempt of the original request can still be in flight,
+        that is once the exchange's total timeout has passed: an attempt still on its
+        way may yet create the operation. Reconciliation asks only after its grace
+        period, which guarantees it; a caller asking sooner must treat ``NOT_FOUND``
+        as "not yet".
+        """
         kind = request.transaction_type
         if kind is TransactionType.FETCH_STATUS:
             raise InvalidRequest("fetch_status asks about another transaction's type")
@@ -312,9 +324,15 @@ def _result_from(operation: Mapping[str, Any], payment: Mapping[str, Any]) -> Ga
 
 
 def _declined_from(response: httpx.Response) -> GatewayResult:
-    """A 4xx answer: the provider refused, so nothing happened (or a card decline)."""
+    """A 4xx answer: the provider refused, so nothing happened (or a card decline).
+
+    Raises `OutcomeUnknown` for an idempotency conflict, which is no refusal: see
+    `_key_in_use`. Every mutation's answer passes here, so none can miss it.
+    """
     error = _read.object(_read.json(response).get("error"), "the answer's error")
     code = _read.text(error, "code")
+    if code == "idempotency_error" or error.get("type") == "idempotency_error":
+        raise _key_in_use(response)
     return GatewayResult(
         outcome=Outcome.DECLINED,
         gateway_reference=_read.optional_text(error, "payment_id"),
@@ -325,13 +343,39 @@ def _declined_from(response: httpx.Response) -> GatewayResult:
     )
 
 
+def _key_in_use(response: httpx.Response) -> OutcomeUnknown:
+    """A 409 on an Idempotency-Key: the first request with that key may have succeeded.
+
+    Stripe-shaped providers answer it while the first attempt is still processing (a
+    retry overtook it) or when the key was used for another request. Either way this
+    answer says nothing about whether the operation happened, so it must not become
+    a decline: paycore would record "definitely not done" for a payment that may
+    have gone through. Reconciliation (`fetch_status`) finds out.
+    """
+    return OutcomeUnknown(
+        "the provider reports the Idempotency-Key in use by another request, which may "
+        "have succeeded: reconcile with fetch_status, never retry under a new key",
+        gateway=NAME,
+        http_status=response.status_code,
+        request_id=response.headers.get(REQUEST_ID_HEADER),
+    )
+
+
 def _not_found(request: PaymentRequest) -> GatewayResult:
+    """The provider has no record of ``request``'s transaction.
+
+    Final only when no attempt of the original request can still be in flight (its
+    exchange's total timeout has passed); see `DummyGateway.fetch_status`.
+    """
     return GatewayResult(
         outcome=Outcome.DECLINED,
         gateway_reference=request.gateway_reference,
         decline_reason=DeclineReason.NOT_FOUND,
         decline_code="not_found",
-        message=f"the provider has no record of this {request.transaction_type}: it did not happen",
+        message=(
+            f"the provider has no record of this {request.transaction_type}: it did not "
+            "happen, if no attempt of it can still be in flight"
+        ),
     )
 
 

@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from paycore.errors import InvalidRequest
+from paycore.gateways.dummy import SIGNATURE_HEADER
 from paycore.gateways.dummy_ledger import Ledger, Payment
 from paycore.gateways.webhooks import sign
 from paycore.money import MAX_MINOR_UNITS, Currency, Money
@@ -42,7 +43,6 @@ __all__ = ["DEFAULT_API_KEY", "PAYMENT_METHODS", "TEST_TOKENS", "DummySandbox"]
 
 # A published test key: the sandbox listens on loopback and guards nothing real.
 DEFAULT_API_KEY = "sk_test_dummy"
-SIGNATURE_HEADER = "Dummy-Signature"
 
 # token -> what happens: None approves, "requires_action" asks for 3-D Secure,
 # any other value is the decline code.

@@ -2,13 +2,14 @@
 
 `Sandbox` (base class: control routes, faults, webhooks), `FaultPlan` (what goes
 wrong), `WebhookSender` (signed deliveries with retries), `SandboxServer` (uvicorn on
-loopback, for tests and the demo), and the helpers in `state`, `idempotency` and
-`pages`.
+loopback, for tests and the demo), `WebhookReceiver` (a merchant endpoint that
+records deliveries), and the helpers in `state`, `idempotency` and `pages`.
 """
 
 from paycore.sandbox.base import Sandbox, SandboxError
 from paycore.sandbox.faults import Fault, FaultInjector, FaultPlan, WebhookFault
 from paycore.sandbox.server import SandboxServer, serve_forever
+from paycore.sandbox.webhook_receiver import ReceivedWebhook, WebhookReceiver
 from paycore.sandbox.webhook_sender import DeliveryAttempt, WebhookSender
 
 __all__ = [
@@ -16,10 +17,12 @@ __all__ = [
     "Fault",
     "FaultInjector",
     "FaultPlan",
+    "ReceivedWebhook",
     "Sandbox",
     "SandboxError",
     "SandboxServer",
     "WebhookFault",
+    "WebhookReceiver",
     "WebhookSender",
     "serve_forever",
 ]

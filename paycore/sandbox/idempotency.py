@@ -2,9 +2,10 @@
 
 The same key with the same request (method, path, body) answers what the first
 request answered, without doing it again; the same key with a different request is
-a conflict the sandbox reports (409). Keys expire after ``window`` seconds. Only
-answers of requests that were carried out are stored: a request refused by
-validation may be corrected and sent again with the same key.
+a conflict the sandbox reports (409). Keys expire after ``window`` seconds; expired
+answers are dropped as new ones are saved, so a long-running sandbox keeps only a
+window's worth. Only answers of requests that were carried out are stored: a request
+refused by validation may be corrected and sent again with the same key.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import json
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -46,7 +48,14 @@ class IdempotencyStore:
         self.window = window
         self._clock = clock
         self._lock = threading.Lock()
-        self._stored: dict[tuple[str, str], StoredResponse] = {}
+        # Oldest first: answers are appended as they are saved, so the expired ones
+        # are always at the front.
+        self._stored: OrderedDict[tuple[str, str], StoredResponse] = OrderedDict()
+
+    def __len__(self) -> int:
+        """How many answers are held (some may have expired since the last save)."""
+        with self._lock:
+            return len(self._stored)
 
     def lookup(self, scope: str, key: str) -> StoredResponse | None:
         """The answer stored for ``key`` within the window, if any."""
@@ -58,7 +67,18 @@ class IdempotencyStore:
             return stored
 
     def save(self, scope: str, key: str, fingerprint: str, status_code: int, body: Any) -> None:
+        """Store an answer for ``key``, and drop the answers whose window has passed."""
         with self._lock:
-            self._stored[(scope, key)] = StoredResponse(
-                fingerprint, status_code, body, self._clock()
-            )
+            now = self._clock()
+            self._purge(now)
+            self._stored[(scope, key)] = StoredResponse(fingerprint, status_code, body, now)
+            self._stored.move_to_end((scope, key))
+
+    def _purge(self, now: float) -> None:
+        # Each answer is dropped once, from the front, so saving stays O(1) amortised.
+        stored = self._stored
+        while stored:
+            oldest = next(iter(stored.values()))
+            if now - oldest.stored_at <= self.window:
+                return
+            stored.popitem(last=False)

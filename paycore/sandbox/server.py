@@ -7,6 +7,10 @@
 
 It binds loopback on a free port, returns once the server accepts connections and
 stops it on exit. It leaves the host process's logging configuration alone.
+
+`serve_forever` is ``paycore sandbox serve``: listen first with `listen_on` (a port
+in use is an `OSError` there, before anything is printed), then serve in the
+foreground with uvicorn's logging.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ from types import TracebackType
 import uvicorn
 from starlette.types import ASGIApp
 
-__all__ = ["SandboxServer", "serve_forever"]
+__all__ = ["SandboxServer", "base_url", "listen_on", "serve_forever"]
 
 _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 5.0
 # Seconds a request still running at shutdown (a stalled one) may take before it is cancelled.
 _GRACEFUL_SHUTDOWN = 1
+_BACKLOG = 2048  # uvicorn's
 
 
 class _Server(uvicorn.Server):
@@ -81,22 +86,12 @@ class SandboxServer:
     @property
     def url(self) -> str:
         """The base URL, without a trailing slash."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return base_url(self.host, self.port)
 
     def start(self) -> SandboxServer:
         if self._thread is not None:
             raise RuntimeError("the sandbox server is already running")
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        # IPPROTO_TCP spelled out: asyncio turns Nagle off (TCP_NODELAY) only on sockets
-        # that say they are TCP, and with Nagle on every answer waits ~40 ms for an ACK.
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self._requested_port))
-        except OSError:
-            sock.close()
-            raise
+        sock = listen_on(self.host, self._requested_port)
         self._socket = sock
         self._port = sock.getsockname()[1]
         self._server = _Server(self._config)
@@ -164,13 +159,45 @@ class SandboxServer:
         return f"<SandboxServer {state}>"
 
 
+def listen_on(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``host``:``port`` (port 0 picks a free one), to serve on.
+
+    Connections queue from the moment it returns, so its address may be announced at
+    once. Raises `OSError` when the address cannot be bound (the port is in use, the
+    host is not an address of this machine).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP spelled out: asyncio turns Nagle off (TCP_NODELAY) only on sockets
+    # that say they are TCP, and with Nagle on every answer waits ~40 ms for an ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(_BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def base_url(host: str, port: int) -> str:
+    """``http://host:port``, with an IPv6 host in brackets."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
 def serve_forever(
     app: ASGIApp,
-    host: str = "127.0.0.1",
-    port: int = 8765,
+    sock: socket.socket,
     *,
     access_log: bool = False,
     log_level: str = "info",
 ) -> None:
-    """Serve ``app`` in the foreground until interrupted (Ctrl-C), with uvicorn's logging."""
-    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level)
+    """Serve ``app`` on the bound ``sock`` in the foreground until interrupted (Ctrl-C).
+
+    Uses uvicorn's logging; closes ``sock`` when done.
+    """
+    host, port = sock.getsockname()[:2]
+    config = uvicorn.Config(app, host=host, port=port, access_log=access_log, log_level=log_level)
+    with sock, contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run(sockets=[sock])

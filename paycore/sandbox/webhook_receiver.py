@@ -1,9 +1,10 @@
-"""A merchant endpoint for tests: records every webhook delivery as it arrived.
+"""A merchant's webhook endpoint on loopback: records every delivery as it arrived.
 
-Serve `WebhookReceiver.app()` with a `SandboxServer` (the ``webhook_receiver``
-fixture does) and point a sandbox's ``webhook_url`` at `WebhookReceiver.url`.
-The first ``fail_first`` deliveries are answered ``failure_status`` to exercise the
-sender's retries.
+What a sandbox delivers to when no real merchant is listening: `paycore demo`, and
+tests (the ``paycore_webhook_receiver`` fixture). Serve `WebhookReceiver.app()` with a
+`SandboxServer`, set `WebhookReceiver.base_url` to the server's URL, and point a
+sandbox's ``webhook_url`` at `WebhookReceiver.url`. The first ``fail_first``
+deliveries are answered ``failure_status``, to exercise the sender's retries.
 """
 
 from __future__ import annotations

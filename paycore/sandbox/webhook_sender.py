@@ -172,7 +172,9 @@ class WebhookSender:
             self._thread.start()
 
     def _run(self, stop: threading.Event) -> None:
-        with httpx.Client(timeout=self._timeout) as client:
+        # A sandbox delivers to loopback or a URL its user chose: never through a proxy
+        # from the environment (HTTP_PROXY would swallow loopback deliveries).
+        with httpx.Client(timeout=self._timeout, trust_env=False) as client:
             while (delivery := self._next_due(stop)) is not None:
                 attempt = self._attempt(client, delivery)
                 with self._condition:

@@ -1,33 +1,49 @@
 """paycore's pytest plugin (entry point ``pytest11: paycore``): sandboxes as fixtures.
 
-- ``sandbox_server``: a factory; ``sandbox_server(DummySandbox(...))`` serves a
-  sandbox (or any ASGI app) on loopback and returns the running `SandboxServer`;
-  each server is asked to stop after the test (new connections are refused within
-  ~0.1 s) and awaited at the end of the session.
-- ``webhook_receiver``: a served `WebhookReceiver` (its ``url`` is ready to use).
-- ``dummy_sandbox``, ``dummy_server``, ``dummy_gateway``: the dummy provider,
-  served, and a `DummyGateway` configured for it. Override ``dummy_sandbox`` in a
-  test module to change how the sandbox is built.
+pytest loads it into every project where paycore is installed, so every fixture is
+named ``paycore_…`` (never shadowing a project's own ``sandbox_server``), and the
+heavy modules (uvicorn, starlette, the sandboxes) are imported only when a test asks
+for a fixture.
+
+- ``paycore_sandbox_server``: a factory; ``paycore_sandbox_server(DummySandbox(...))``
+  serves a sandbox (or any ASGI app) on a free loopback port and returns the running
+  `paycore.sandbox.SandboxServer` (``.url``). After the test each sandbox stops
+  delivering webhooks and each server is asked to stop (new connections are refused
+  within ~0.1 s); they are awaited at the end of the session.
+- ``paycore_webhook_receiver``: a served `paycore.sandbox.WebhookReceiver`, a
+  merchant endpoint recording every delivery; point a sandbox's ``webhook_url`` at
+  its ``url``.
+- ``paycore_dummy_sandbox``: a `DummySandbox` (seeded, so its ids repeat). Override
+  it in a test module or conftest to build the sandbox differently (webhooks, faults).
+- ``paycore_dummy_server``: ``paycore_dummy_sandbox``, served.
+- ``paycore_dummy_gateway``: a `DummyGateway` configured for ``paycore_dummy_server``.
+
+A client talking to these servers should be built with ``trust_env=False``, so a
+proxy set in the environment (``HTTP_PROXY``) cannot capture loopback traffic.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, TypeAlias
 
 import pytest
-from starlette.types import ASGIApp
 
-from paycore.gateways.dummy import DummyGateway
-from paycore.gateways.dummy_sandbox import DummySandbox
-from paycore.sandbox.base import Sandbox
-from paycore.sandbox.server import SandboxServer
-from paycore.testing.webhook_receiver import WebhookReceiver
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
 
-ServeSandbox = Callable[[Sandbox | ASGIApp], SandboxServer]
+    from paycore.gateways.dummy import DummyGateway
+    from paycore.gateways.dummy_sandbox import DummySandbox
+    from paycore.sandbox.base import Sandbox
+    from paycore.sandbox.server import SandboxServer
+    from paycore.sandbox.webhook_receiver import WebhookReceiver
+
+# What ``paycore_sandbox_server`` gives: serve a `Sandbox` or an ASGI app.
+ServeSandbox: TypeAlias = "Callable[[Sandbox | ASGIApp], SandboxServer]"
 
 
 @pytest.fixture(scope="session")
-def _stopping_sandbox_servers() -> Iterator[list[SandboxServer]]:
+def _paycore_stopping_servers() -> Iterator[list[SandboxServer]]:
     # uvicorn takes ~0.1 s to shut down; servers asked to stop after a test finish
     # shutting down while the next tests run, and are awaited here at the end.
     stopping: list[SandboxServer] = []
@@ -37,8 +53,13 @@ def _stopping_sandbox_servers() -> Iterator[list[SandboxServer]]:
 
 
 @pytest.fixture
-def sandbox_server(_stopping_sandbox_servers: list[SandboxServer]) -> Iterator[ServeSandbox]:
-    """Serve sandboxes for the duration of one test."""
+def paycore_sandbox_server(
+    _paycore_stopping_servers: list[SandboxServer],
+) -> Iterator[ServeSandbox]:
+    """Serve sandboxes (or ASGI apps) on loopback for the duration of one test."""
+    from paycore.sandbox.base import Sandbox
+    from paycore.sandbox.server import SandboxServer
+
     servers: list[SandboxServer] = []
     sandboxes: list[Sandbox] = []
 
@@ -57,28 +78,44 @@ def sandbox_server(_stopping_sandbox_servers: list[SandboxServer]) -> Iterator[S
             sandbox.close()
         for server in servers:
             server.request_stop()
-        _stopping_sandbox_servers.extend(servers)
+        _paycore_stopping_servers.extend(servers)
 
 
 @pytest.fixture
-def webhook_receiver(sandbox_server: ServeSandbox) -> WebhookReceiver:
+def paycore_webhook_receiver(paycore_sandbox_server: ServeSandbox) -> WebhookReceiver:
+    """A served merchant endpoint recording every webhook delivery."""
+    from paycore.sandbox.webhook_receiver import WebhookReceiver
+
     receiver = WebhookReceiver()
-    receiver.base_url = sandbox_server(receiver.app()).url
+    receiver.base_url = paycore_sandbox_server(receiver.app()).url
     return receiver
 
 
 @pytest.fixture
-def dummy_sandbox() -> DummySandbox:
+def paycore_dummy_sandbox() -> DummySandbox:
+    """The dummy provider's sandbox, seeded; override to build it differently."""
+    from paycore.gateways.dummy_sandbox import DummySandbox
+
     return DummySandbox(seed=0)
 
 
 @pytest.fixture
-def dummy_server(sandbox_server: ServeSandbox, dummy_sandbox: DummySandbox) -> SandboxServer:
-    return sandbox_server(dummy_sandbox)
+def paycore_dummy_server(
+    paycore_sandbox_server: ServeSandbox, paycore_dummy_sandbox: DummySandbox
+) -> SandboxServer:
+    """``paycore_dummy_sandbox``, served on loopback."""
+    return paycore_sandbox_server(paycore_dummy_sandbox)
 
 
 @pytest.fixture
-def dummy_gateway(dummy_sandbox: DummySandbox, dummy_server: SandboxServer) -> DummyGateway:
-    gateway = DummyGateway.from_config(dummy_sandbox.gateway_config(dummy_server.url))
+def paycore_dummy_gateway(
+    paycore_dummy_sandbox: DummySandbox, paycore_dummy_server: SandboxServer
+) -> DummyGateway:
+    """A `DummyGateway` configured for ``paycore_dummy_server``."""
+    from paycore.gateways.dummy import DummyGateway
+
+    gateway = DummyGateway.from_config(
+        paycore_dummy_sandbox.gateway_config(paycore_dummy_server.url)
+    )
     assert isinstance(gateway, DummyGateway)
     return gateway

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 
@@ -13,18 +14,18 @@ from paycore.errors import (
     ConfigurationError,
     GatewayProtocolError,
     InvalidRequest,
+    OutcomeUnknown,
     WebhookSignatureError,
 )
 from paycore.gateways.base import Operation, RequestPolicy
 from paycore.gateways.dummy import DummyConfig, DummyGateway
-from paycore.gateways.webhooks import sign
+from paycore.gateways.webhooks import DEFAULT_TOLERANCE, sign
 from paycore.money import Money
 from paycore.transactions.model import (
     DeclineReason,
     NextActionKind,
     Outcome,
     PaymentMethod,
-    PaymentRequest,
     TransactionType,
     WebhookRequest,
 )
@@ -41,17 +42,6 @@ def gateway() -> DummyGateway:
     gateway = DummyGateway.from_config(CONFIG)
     assert isinstance(gateway, DummyGateway)
     return gateway
-
-
-def payment_request(kind: str = "authorize", **changes: Any) -> PaymentRequest:
-    fields: dict[str, Any] = {
-        "transaction_id": "txn_1",
-        "transaction_type": kind,
-        "payment_id": "p_1",
-        "amount": Money(1000, "USD"),
-        "payment_method": PaymentMethod(type="card", token="tok_visa"),
-    }
-    return PaymentRequest(**{**fields, **changes})
 
 
 def drive(exchange, *answers: tuple[int, Any]):
@@ -138,6 +128,12 @@ def test_the_capabilities_declare_partial_and_multiple_operations_and_idempotenc
     assert capabilities.as_dict()["authorization_window_seconds"] == 7 * 24 * 3600
 
 
+def test_the_schema_documents_the_webhook_tolerance_the_config_defaults_to():
+    documented = DummyGateway.config_schema["properties"]["webhook_tolerance"]["default"]
+
+    assert documented == attrs.fields(DummyConfig).webhook_tolerance.default == DEFAULT_TOLERANCE
+
+
 def test_the_config_type_is_the_dummy_one(gateway):
     assert isinstance(gateway.config, DummyConfig)
 
@@ -165,7 +161,9 @@ def test_payment_methods_asks_for_the_amounts_currency_and_reads_minimums(gatewa
 # -- authorize and sale --------------------------------------------------------------------
 
 
-def test_authorize_posts_the_payment_with_the_idempotency_key_and_bearer_auth(gateway):
+def test_authorize_posts_the_payment_with_the_idempotency_key_and_bearer_auth(
+    gateway, payment_request
+):
     sent, _ = drive(gateway.authorize(payment_request()), (201, payment()))
 
     request = sent[0]
@@ -182,7 +180,9 @@ def test_authorize_posts_the_payment_with_the_idempotency_key_and_bearer_auth(ga
     assert RequestPolicy.of(request) == RequestPolicy(mutation=True, idempotent=True)
 
 
-def test_sale_asks_the_provider_to_capture_at_once_and_passes_the_return_url(gateway):
+def test_sale_asks_the_provider_to_capture_at_once_and_passes_the_return_url(
+    gateway, payment_request
+):
     request = payment_request("sale", return_url="https://shop.test/back")
     answer = payment("captured", operation("sale"))
     sent, result = drive(gateway.sale(request), (201, answer))
@@ -193,7 +193,9 @@ def test_sale_asks_the_provider_to_capture_at_once_and_passes_the_return_url(gat
     assert result.outcome is Outcome.APPROVED
 
 
-def test_an_approved_authorization_carries_the_payments_reference_and_amount(gateway):
+def test_an_approved_authorization_carries_the_payments_reference_and_amount(
+    gateway, payment_request
+):
     _, result = drive(gateway.authorize(payment_request()), (201, payment()))
 
     assert result.outcome is Outcome.APPROVED
@@ -203,14 +205,14 @@ def test_an_approved_authorization_carries_the_payments_reference_and_amount(gat
     assert result.provider_status == "succeeded"
 
 
-def test_an_authorization_says_until_when_it_may_be_captured(gateway):
+def test_an_authorization_says_until_when_it_may_be_captured(gateway, payment_request):
     answer = payment(capture_before=1_767_830_400)
     _, result = drive(gateway.authorize(payment_request()), (201, answer))
 
     assert result.authorization_expires_at == datetime(2026, 1, 8, tzinfo=UTC)
 
 
-def test_a_3ds_card_requires_a_redirect_to_the_providers_page(gateway):
+def test_a_3ds_card_requires_a_redirect_to_the_providers_page(gateway, payment_request):
     answer = payment(
         "requires_action",
         operation(status="requires_action"),
@@ -223,7 +225,7 @@ def test_a_3ds_card_requires_a_redirect_to_the_providers_page(gateway):
     assert result.next_action.url == "http://sandbox.test/3ds/pay_1"
 
 
-def test_a_bank_transfer_is_processing_until_the_money_arrives(gateway):
+def test_a_bank_transfer_is_processing_until_the_money_arrives(gateway, payment_request):
     request = payment_request("sale", payment_method=PaymentMethod(type="bank_transfer"))
     sent, result = drive(
         gateway.sale(request), (201, payment("processing", operation("sale", "processing")))
@@ -242,7 +244,9 @@ def test_a_bank_transfer_is_processing_until_the_money_arrives(gateway):
         ("do_not_honor", DeclineReason.CARD_DECLINED),
     ],
 )
-def test_a_card_decline_is_a_declined_result_with_the_normalised_reason(gateway, code, reason):
+def test_a_card_decline_is_a_declined_result_with_the_normalised_reason(
+    gateway, code, reason, payment_request
+):
     answer = error(402, code, "card_error", payment_id="pay_9")
     _, result = drive(gateway.authorize(payment_request()), answer)
 
@@ -263,11 +267,12 @@ def test_a_card_decline_is_a_declined_result_with_the_normalised_reason(gateway,
         (error(400, "method_not_supported"), DeclineReason.METHOD_NOT_SUPPORTED),
         (error(409, "invalid_state"), DeclineReason.NOT_PERMITTED),
         (error(409, "authorization_expired"), DeclineReason.AUTHORIZATION_EXPIRED),
-        (error(409, "idempotency_error", "idempotency_error"), DeclineReason.INVALID_REQUEST),
         (error(404, "resource_missing"), DeclineReason.INVALID_REQUEST),
     ],
 )
-def test_a_refusal_by_the_provider_is_a_decline_not_an_exception(gateway, answer, reason):
+def test_a_refusal_by_the_provider_is_a_decline_not_an_exception(
+    gateway, answer, reason, payment_request
+):
     request = payment_request("capture", gateway_reference="pay_1")
     _, result = drive(gateway.capture(request), answer)
 
@@ -276,7 +281,29 @@ def test_a_refusal_by_the_provider_is_a_decline_not_an_exception(gateway, answer
     assert result.provider_status == f"http_{answer[0]}"
 
 
-def test_authorize_without_a_payment_method_is_refused_before_anything_is_sent(gateway):
+@pytest.mark.parametrize("kind", ["authorize", "sale", "capture", "void", "refund"])
+@pytest.mark.parametrize("error_type", ["idempotency_error", "invalid_request_error"])
+def test_an_idempotency_conflict_is_an_unknown_outcome_never_a_decline(
+    gateway, payment_request, kind, error_type
+):
+    # A 409 on key reuse says nothing about the first request with that key: it may
+    # be processing still, or have succeeded. Declined would record "not done".
+    exchange = getattr(gateway, kind)(payment_request(kind, gateway_reference="pay_1"))
+    sent = next(exchange)
+    _, body = error(409, "idempotency_error", error_type)
+    answer = httpx.Response(409, json=body, headers={"Request-Id": "req_42"}, request=sent)
+
+    with pytest.raises(OutcomeUnknown) as caught:
+        exchange.send(answer)
+
+    unknown = caught.value
+    assert (unknown.gateway, unknown.http_status, unknown.request_id) == ("dummy", 409, "req_42")
+    assert "may have succeeded" in unknown.message
+
+
+def test_authorize_without_a_payment_method_is_refused_before_anything_is_sent(
+    gateway, payment_request
+):
     with pytest.raises(InvalidRequest, match="payment_method"):
         next(gateway.authorize(payment_request(payment_method=None)))
 
@@ -284,7 +311,7 @@ def test_authorize_without_a_payment_method_is_refused_before_anything_is_sent(g
 # -- capture, void, refund -----------------------------------------------------------------
 
 
-def test_a_partial_capture_sends_its_amount_and_whether_it_is_the_last(gateway):
+def test_a_partial_capture_sends_its_amount_and_whether_it_is_the_last(gateway, payment_request):
     request = payment_request(
         "capture", transaction_id="txn_2", gateway_reference="pay_1", amount=Money(400, "USD")
     )
@@ -304,14 +331,14 @@ def test_a_partial_capture_sends_its_amount_and_whether_it_is_the_last(gateway):
     assert result.amount == Money(400, "USD")
 
 
-def test_a_final_capture_asks_the_provider_to_release_the_rest(gateway):
+def test_a_final_capture_asks_the_provider_to_release_the_rest(gateway, payment_request):
     request = payment_request("capture", gateway_reference="pay_1", final=True)
     sent, _ = drive(gateway.capture(request), (201, operation("capture")))
 
     assert json.loads(sent[0].content)["final"] is True
 
 
-def test_void_posts_to_the_payment_with_its_reference(gateway):
+def test_void_posts_to_the_payment_with_its_reference(gateway, payment_request):
     request = payment_request("void", transaction_id="txn_3", gateway_reference="pay_1")
     sent, result = drive(gateway.void(request), (201, operation("void", amount=600)))
 
@@ -321,7 +348,7 @@ def test_void_posts_to_the_payment_with_its_reference(gateway):
     assert result.amount == Money(600, "USD")
 
 
-def test_refund_sends_the_amount_to_give_back(gateway):
+def test_refund_sends_the_amount_to_give_back(gateway, payment_request):
     request = payment_request("refund", gateway_reference="pay_1", amount=Money(250, "USD"))
     sent, result = drive(gateway.refund(request), (201, operation("refund", amount=250)))
 
@@ -330,7 +357,7 @@ def test_refund_sends_the_amount_to_give_back(gateway):
     assert result.outcome is Outcome.APPROVED
 
 
-def test_the_payment_reference_is_escaped_in_the_path(gateway):
+def test_the_payment_reference_is_escaped_in_the_path(gateway, payment_request):
     request = payment_request("void", gateway_reference="pay/../x")
     sent, _ = drive(gateway.void(request), (201, operation("void")))
 
@@ -338,7 +365,7 @@ def test_the_payment_reference_is_escaped_in_the_path(gateway):
 
 
 @pytest.mark.parametrize("kind", ["capture", "void", "refund"])
-def test_an_operation_on_a_payment_needs_its_gateway_reference(gateway, kind):
+def test_an_operation_on_a_payment_needs_its_gateway_reference(gateway, kind, payment_request):
     with pytest.raises(InvalidRequest, match="gateway_reference"):
         next(getattr(gateway, kind)(payment_request(kind)))
 
@@ -346,7 +373,9 @@ def test_an_operation_on_a_payment_needs_its_gateway_reference(gateway, kind):
 # -- fetch_status --------------------------------------------------------------------------
 
 
-def test_fetch_status_finds_a_lost_authorization_by_paycores_transaction_id(gateway):
+def test_fetch_status_finds_a_lost_authorization_by_paycores_transaction_id(
+    gateway, payment_request
+):
     sent, result = drive(
         gateway.fetch_status(payment_request()), (200, {"object": "list", "data": [payment()]})
     )
@@ -359,7 +388,9 @@ def test_fetch_status_finds_a_lost_authorization_by_paycores_transaction_id(gate
     assert result.gateway_reference == "pay_1"
 
 
-def test_an_authorization_the_provider_never_received_is_declined_as_not_found(gateway):
+def test_an_authorization_the_provider_never_received_is_declined_as_not_found(
+    gateway, payment_request
+):
     _, result = drive(gateway.fetch_status(payment_request()), (200, {"data": []}))
 
     assert result.outcome is Outcome.DECLINED
@@ -367,7 +398,7 @@ def test_an_authorization_the_provider_never_received_is_declined_as_not_found(g
     assert "did not happen" in result.message
 
 
-def test_fetch_status_of_a_declined_sale_reports_the_decline(gateway):
+def test_fetch_status_of_a_declined_sale_reports_the_decline(gateway, payment_request):
     answer = payment("declined", operation("sale", "declined", decline_code="expired_card"))
     request = payment_request("sale", gateway_reference="pay_1")
     sent, result = drive(gateway.fetch_status(request), (200, answer))
@@ -377,7 +408,7 @@ def test_fetch_status_of_a_declined_sale_reports_the_decline(gateway):
     assert result.decline_reason is DeclineReason.EXPIRED_CARD
 
 
-def test_fetch_status_of_a_capture_finds_the_operation_by_its_reference(gateway):
+def test_fetch_status_of_a_capture_finds_the_operation_by_its_reference(gateway, payment_request):
     answer = payment(
         "partially_captured",
         operation(),
@@ -392,7 +423,7 @@ def test_fetch_status_of_a_capture_finds_the_operation_by_its_reference(gateway)
     assert result.amount == Money(400, "USD")
 
 
-def test_a_refund_missing_from_the_payment_definitely_did_not_happen(gateway):
+def test_a_refund_missing_from_the_payment_definitely_did_not_happen(gateway, payment_request):
     request = payment_request("refund", transaction_id="txn_9", gateway_reference="pay_1")
     _, result = drive(gateway.fetch_status(request), (200, payment("captured")))
 
@@ -400,7 +431,7 @@ def test_a_refund_missing_from_the_payment_definitely_did_not_happen(gateway):
     assert (result.decline_reason, result.decline_code) == (DeclineReason.NOT_FOUND, "not_found")
 
 
-def test_a_payment_the_provider_does_not_know_is_not_found(gateway):
+def test_a_payment_the_provider_does_not_know_is_not_found(gateway, payment_request):
     request = payment_request("void", gateway_reference="pay_x")
     _, result = drive(gateway.fetch_status(request), error(404, "resource_missing"))
 
@@ -408,13 +439,13 @@ def test_a_payment_the_provider_does_not_know_is_not_found(gateway):
     assert (result.decline_reason, result.decline_code) == (DeclineReason.NOT_FOUND, "not_found")
 
 
-def test_a_404_that_is_not_the_providers_answer_is_a_protocol_error(gateway):
+def test_a_404_that_is_not_the_providers_answer_is_a_protocol_error(gateway, payment_request):
     request = payment_request("void", gateway_reference="pay_1")
     with pytest.raises(GatewayProtocolError, match="not JSON"):
         drive(gateway.fetch_status(request), (404, b"Not Found"))
 
 
-def test_fetch_status_cannot_ask_about_a_fetch_status(gateway):
+def test_fetch_status_cannot_ask_about_a_fetch_status(gateway, payment_request):
     with pytest.raises(InvalidRequest):
         next(gateway.fetch_status(payment_request("fetch_status")))
 
@@ -433,7 +464,7 @@ def test_fetch_status_cannot_ask_about_a_fetch_status(gateway):
         ([1, 2], "the answer is not a JSON object"),
     ],
 )
-def test_an_answer_not_as_documented_is_a_protocol_error(gateway, answer, problem):
+def test_an_answer_not_as_documented_is_a_protocol_error(gateway, answer, problem, payment_request):
     with pytest.raises(GatewayProtocolError, match=problem):
         drive(gateway.authorize(payment_request()), (201, answer))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,7 +16,6 @@ from paycore.transactions.model import (
     DeclineReason,
     Outcome,
     PaymentMethod,
-    PaymentRequest,
     TransactionType,
 )
 
@@ -30,31 +28,23 @@ def gateway_for(sandbox: DummySandbox, url: str, **config: Any) -> DummyGateway:
     return gateway
 
 
-@pytest.fixture(scope="module")
-def http() -> Iterator[httpx.Client]:
-    """One client per module: building one costs tens of milliseconds (its TLS setup)."""
-    with httpx.Client(follow_redirects=False) as client:
-        yield client
-
-
 def driver_for(gateway: DummyGateway, http: httpx.Client) -> GatewayDriver:
     return GatewayDriver(gateway, client=http, hooks=None, retry=FAST_RETRIES)
 
 
 @pytest.fixture
-def driver(dummy_gateway, http) -> GatewayDriver:
-    return driver_for(dummy_gateway, http)
+def sandbox(paycore_dummy_sandbox: DummySandbox) -> DummySandbox:
+    return paycore_dummy_sandbox
 
 
-def request(kind: str = "authorize", transaction_id: str = "txn_1", **changes: Any):
-    fields: dict[str, Any] = {
-        "transaction_id": transaction_id,
-        "transaction_type": kind,
-        "payment_id": "p_1",
-        "amount": Money(1000, "USD"),
-        "payment_method": PaymentMethod(type="card", token="tok_visa"),
-    }
-    return PaymentRequest(**{**fields, **changes})
+@pytest.fixture
+def gateway(paycore_dummy_gateway: DummyGateway) -> DummyGateway:
+    return paycore_dummy_gateway
+
+
+@pytest.fixture
+def driver(gateway: DummyGateway, http: httpx.Client) -> GatewayDriver:
+    return driver_for(gateway, http)
 
 
 def payments(sandbox: DummySandbox) -> list[dict[str, Any]]:
@@ -62,15 +52,14 @@ def payments(sandbox: DummySandbox) -> list[dict[str, Any]]:
 
 
 def test_a_payments_life_authorize_capture_twice_refund_and_void(
-    driver, dummy_gateway, dummy_sandbox
+    driver, gateway, sandbox, payment_request
 ):
-    gateway = dummy_gateway
-    authorized = driver.run(gateway.authorize(request()), operation="authorize")
+    authorized = driver.run(gateway.authorize(payment_request()), operation="authorize")
     assert authorized.outcome is Outcome.APPROVED
     reference = authorized.gateway_reference
 
     def then(kind: str, transaction_id: str, amount: int, **changes: Any):
-        follow_up = request(
+        follow_up = payment_request(
             kind,
             transaction_id,
             gateway_reference=reference,
@@ -87,15 +76,17 @@ def test_a_payments_life_authorize_capture_twice_refund_and_void(
     over = then("refund", "txn_6", 600)
     assert (over.outcome, over.decline_reason) == (Outcome.DECLINED, DeclineReason.AMOUNT_INVALID)
 
-    (payment,) = payments(dummy_sandbox)
+    (payment,) = payments(sandbox)
     assert (payment["amount_captured"], payment["amount_refunded"]) == (700, 200)
     assert payment["status"] == "partially_refunded"
 
 
-def test_a_declined_card_is_a_declined_result(driver, dummy_gateway):
-    declined = request(payment_method=PaymentMethod(type="card", token="tok_insufficient_funds"))
+def test_a_declined_card_is_a_declined_result(driver, gateway, payment_request):
+    declined = payment_request(
+        payment_method=PaymentMethod(type="card", token="tok_insufficient_funds")
+    )
 
-    result = driver.run(dummy_gateway.sale(declined), operation="sale")
+    result = driver.run(gateway.sale(declined), operation="sale")
 
     assert result.outcome is Outcome.DECLINED
     assert result.decline_reason is DeclineReason.INSUFFICIENT_FUNDS
@@ -103,108 +94,131 @@ def test_a_declined_card_is_a_declined_result(driver, dummy_gateway):
 
 
 def test_a_dropped_answer_is_retried_under_the_same_key_and_pays_once(
-    driver, dummy_gateway, dummy_sandbox
+    driver, gateway, sandbox, payment_request
 ):
-    dummy_sandbox.queue_faults("drop")
+    sandbox.queue_faults("drop")
 
-    result = driver.run(dummy_gateway.authorize(request()), operation="authorize")
-
-    assert result.outcome is Outcome.APPROVED
-    assert [p["id"] for p in payments(dummy_sandbox)] == [result.gateway_reference]
-
-
-def test_a_provider_error_before_processing_is_retried(driver, dummy_gateway, dummy_sandbox):
-    dummy_sandbox.queue_faults("error", "error")
-
-    result = driver.run(dummy_gateway.authorize(request()), operation="authorize")
+    result = driver.run(gateway.authorize(payment_request()), operation="authorize")
 
     assert result.outcome is Outcome.APPROVED
-    assert len(payments(dummy_sandbox)) == 1
+    assert [p["id"] for p in payments(sandbox)] == [result.gateway_reference]
 
 
-def test_a_read_timeout_after_processing_is_retried_and_replayed(dummy_sandbox, dummy_server, http):
-    gateway = gateway_for(dummy_sandbox, dummy_server.url, timeouts={"read": 0.2, "total": 5})
-    dummy_sandbox.queue_faults("timeout")
+def test_a_provider_error_before_processing_is_retried(driver, gateway, sandbox, payment_request):
+    sandbox.queue_faults("error", "error")
 
-    result = driver_for(gateway, http).run(gateway.authorize(request()), operation="authorize")
+    result = driver.run(gateway.authorize(payment_request()), operation="authorize")
 
     assert result.outcome is Outcome.APPROVED
-    assert len(payments(dummy_sandbox)) == 1
+    assert len(payments(sandbox)) == 1
+
+
+def test_a_read_timeout_after_processing_is_retried_and_replayed(
+    sandbox, paycore_dummy_server, http, payment_request
+):
+    gateway = gateway_for(sandbox, paycore_dummy_server.url, timeouts={"read": 0.5, "total": 10})
+    sandbox.queue_faults("timeout")
+
+    result = driver_for(gateway, http).run(
+        gateway.authorize(payment_request()), operation="authorize"
+    )
+
+    assert result.outcome is Outcome.APPROVED
+    assert len(payments(sandbox)) == 1
 
 
 def test_when_every_attempt_breaks_the_outcome_is_unknown_and_fetch_status_resolves_it(
-    driver, dummy_gateway, dummy_sandbox
+    driver, gateway, sandbox, payment_request
 ):
-    dummy_sandbox.queue_faults("drop", "drop", "drop")
+    sandbox.queue_faults("drop", "drop", "drop")
 
     with pytest.raises(OutcomeUnknown):
-        driver.run(dummy_gateway.authorize(request()), operation="authorize")
+        driver.run(gateway.authorize(payment_request()), operation="authorize")
 
     # The reference was never seen; the provider finds the payment by paycore's id.
-    status = driver.run(dummy_gateway.fetch_status(request()), operation="fetch_status")
+    status = driver.run(gateway.fetch_status(payment_request()), operation="fetch_status")
     assert status.outcome is Outcome.APPROVED
-    assert status.gateway_reference == payments(dummy_sandbox)[0]["id"]
+    assert status.gateway_reference == payments(sandbox)[0]["id"]
+
+
+def test_a_key_reused_for_another_request_is_an_unknown_outcome_not_a_decline(
+    driver, gateway, sandbox, payment_request
+):
+    driver.run(gateway.authorize(payment_request()), operation="authorize")
+    # The same transaction id, so the same Idempotency-Key, for another amount.
+    changed = payment_request(amount=Money(2000, "USD"))
+
+    with pytest.raises(OutcomeUnknown) as caught:
+        driver.run(gateway.authorize(changed), operation="authorize")
+
+    assert caught.value.http_status == 409
+    assert caught.value.transcript is not None
+    assert [p["amount"] for p in payments(sandbox)] == [1000]
 
 
 def test_fetch_status_of_a_capture_that_never_reached_the_provider_is_a_decline(
-    driver, dummy_gateway
+    driver, gateway, payment_request
 ):
-    authorized = driver.run(dummy_gateway.authorize(request()), operation="authorize")
-    lost = request(
+    authorized = driver.run(gateway.authorize(payment_request()), operation="authorize")
+    lost = payment_request(
         TransactionType.CAPTURE, "txn_lost", gateway_reference=authorized.gateway_reference
     )
 
-    status = driver.run(dummy_gateway.fetch_status(lost), operation="fetch_status")
+    status = driver.run(gateway.fetch_status(lost), operation="fetch_status")
 
     assert (status.outcome, status.decline_code) == (Outcome.DECLINED, "not_found")
 
 
-def test_the_3ds_flow_ends_in_a_status_the_gateway_reads(driver, dummy_gateway, http):
-    secure = request(payment_method=PaymentMethod(type="card", token="tok_3ds"))
-    started = driver.run(dummy_gateway.authorize(secure), operation="authorize")
+def test_the_3ds_flow_ends_in_a_status_the_gateway_reads(driver, gateway, http, payment_request):
+    secure = payment_request(payment_method=PaymentMethod(type="card", token="tok_3ds"))
+    started = driver.run(gateway.authorize(secure), operation="authorize")
     assert started.outcome is Outcome.ACTION_REQUIRED
 
     http.post(started.next_action.url, data={"result": "approve"})
 
-    checked = request(gateway_reference=started.gateway_reference)
-    status = driver.run(dummy_gateway.fetch_status(checked), operation="fetch_status")
+    checked = payment_request(gateway_reference=started.gateway_reference)
+    status = driver.run(gateway.fetch_status(checked), operation="fetch_status")
     assert status.outcome is Outcome.APPROVED
 
 
-def test_payment_methods_over_http(driver, dummy_gateway):
-    options = driver.run(dummy_gateway.payment_methods(Money(500, "EUR")), operation="methods")
+def test_payment_methods_over_http(driver, gateway):
+    options = driver.run(gateway.payment_methods(Money(500, "EUR")), operation="methods")
 
     assert [option.type for option in options] == ["card"]
 
 
-def test_a_wrong_api_key_is_an_auth_error(dummy_sandbox, dummy_server, http):
-    gateway = gateway_for(dummy_sandbox, dummy_server.url, api_key="sk_test_wrong")
+def test_a_wrong_api_key_is_an_auth_error(sandbox, paycore_dummy_server, http, payment_request):
+    gateway = gateway_for(sandbox, paycore_dummy_server.url, api_key="sk_test_wrong")
 
     with pytest.raises(GatewayAuthError):
-        driver_for(gateway, http).run(gateway.authorize(request()), operation="authorize")
-    assert payments(dummy_sandbox) == []
+        driver_for(gateway, http).run(gateway.authorize(payment_request()), operation="authorize")
+    assert payments(sandbox) == []
 
 
-def test_a_sandbox_that_is_not_running_is_unavailable(sandbox_server, http):
+def test_a_sandbox_that_is_not_running_is_unavailable(
+    paycore_sandbox_server, http, payment_request
+):
     sandbox = DummySandbox()
-    server = sandbox_server(sandbox)
+    server = paycore_sandbox_server(sandbox)
     server.stop()
-    gateway = gateway_for(sandbox, server.url, timeouts={"connect": 0.5, "total": 2})
+    gateway = gateway_for(sandbox, server.url, timeouts={"connect": 0.5, "read": 2, "total": 5})
 
     with pytest.raises(GatewayUnavailable):
-        driver_for(gateway, http).run(gateway.authorize(request()), operation="authorize")
+        driver_for(gateway, http).run(gateway.authorize(payment_request()), operation="authorize")
 
 
-def test_webhooks_the_sandbox_sends_verify_and_normalise(sandbox_server, webhook_receiver, http):
-    sandbox = DummySandbox(webhook_url=webhook_receiver.url)
-    server = sandbox_server(sandbox)
+def test_webhooks_the_sandbox_sends_verify_and_normalise(
+    paycore_sandbox_server, paycore_webhook_receiver, http, payment_request
+):
+    sandbox = DummySandbox(webhook_url=paycore_webhook_receiver.url)
+    server = paycore_sandbox_server(sandbox)
     gateway = gateway_for(sandbox, server.url)
     driver = driver_for(gateway, http)
-    authorized = driver.run(gateway.authorize(request()), operation="authorize")
-    follow_up = request("capture", "txn_2", gateway_reference=authorized.gateway_reference)
+    authorized = driver.run(gateway.authorize(payment_request()), operation="authorize")
+    follow_up = payment_request("capture", "txn_2", gateway_reference=authorized.gateway_reference)
     driver.run(gateway.capture(follow_up), operation="capture")
 
-    deliveries = webhook_receiver.wait_for(2)
+    deliveries = paycore_webhook_receiver.wait_for(2)
     handled = [
         driver.run(gateway.handle_webhook(d.as_request()), operation="webhook") for d in deliveries
     ]

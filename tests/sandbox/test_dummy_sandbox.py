@@ -11,12 +11,13 @@ import pytest
 
 from paycore.gateways.dummy_sandbox import DEFAULT_API_KEY, DummySandbox
 from paycore.gateways.webhooks import verify_signature
+from paycore.sandbox import WebhookReceiver
 
 
 @pytest.fixture
-def api(http: httpx.Client, dummy_server) -> Iterator[httpx.Client]:
+def api(http: httpx.Client, paycore_dummy_server) -> Iterator[httpx.Client]:
     """The module's client, pointed at this test's sandbox with its API key."""
-    http.base_url = httpx.URL(dummy_server.url)
+    http.base_url = httpx.URL(paycore_dummy_server.url)
     http.headers["Authorization"] = f"Bearer {DEFAULT_API_KEY}"
     yield http
     del http.headers["Authorization"]
@@ -67,9 +68,9 @@ def state(api: httpx.Client) -> dict[str, Any]:
 @pytest.mark.parametrize(
     "authorization", [None, "Bearer sk_test_wrong", f"Basic {DEFAULT_API_KEY}"]
 )
-def test_the_api_needs_the_bearer_api_key(http, dummy_server, authorization):
+def test_the_api_needs_the_bearer_api_key(http, paycore_dummy_server, authorization):
     headers = {"Authorization": authorization} if authorization else {}
-    response = http.get(f"{dummy_server.url}/v1/payments", headers=headers)
+    response = http.get(f"{paycore_dummy_server.url}/v1/payments", headers=headers)
 
     assert response.status_code == 401
     assert response.json()["error"]["type"] == "authentication_error"
@@ -217,17 +218,8 @@ def test_refunds_add_up_to_at_most_what_was_captured(api):
     assert api.get(f"/v1/payments/{payment_id}").json()["status"] == "refunded"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_767_225_600.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_an_authorization_expires_after_seven_days(sandbox_server, http):
-    clock = Clock()
-    server = sandbox_server(DummySandbox(clock=clock))
+def test_an_authorization_expires_after_seven_days(paycore_sandbox_server, http, clock):
+    server = paycore_sandbox_server(DummySandbox(clock=clock))
     http.base_url = httpx.URL(server.url)
     http.headers["Authorization"] = f"Bearer {DEFAULT_API_KEY}"
     try:
@@ -413,24 +405,34 @@ def test_a_bad_fault_plan_is_refused(api):
 
 
 @pytest.fixture
-def dummy_sandbox(request) -> DummySandbox:
+def paycore_dummy_sandbox(request) -> DummySandbox:
     """The dummy sandbox; for tests that use a receiver, delivering webhooks to it."""
-    if "webhook_receiver" not in request.fixturenames:
+    if "paycore_webhook_receiver" not in request.fixturenames:
         return DummySandbox(seed=0)
-    receiver = request.getfixturevalue("webhook_receiver")
+    receiver = request.getfixturevalue("paycore_webhook_receiver")
     return DummySandbox(webhook_url=receiver.url, webhook_time_scale=0.01, seed=0)
 
 
-def test_each_change_is_announced_by_a_signed_webhook(api, dummy_sandbox, webhook_receiver):
+@pytest.fixture
+def sandbox(paycore_dummy_sandbox: DummySandbox) -> DummySandbox:
+    return paycore_dummy_sandbox
+
+
+@pytest.fixture
+def receiver(paycore_webhook_receiver: WebhookReceiver) -> WebhookReceiver:
+    return paycore_webhook_receiver
+
+
+def test_each_change_is_announced_by_a_signed_webhook(api, sandbox, receiver):
     payment_id = authorized(api)
     capture(api, payment_id, 400)
 
-    first, second = webhook_receiver.wait_for(2)
+    first, second = receiver.wait_for(2)
     for delivery in (first, second):
         verify_signature(
             delivery.headers["dummy-signature"],
             delivery.body,
-            dummy_sandbox.webhook_secrets[0],
+            sandbox.webhook_secrets[0],
             gateway="dummy",
         )
     events = [json.loads(delivery.body) for delivery in (first, second)]
@@ -438,23 +440,23 @@ def test_each_change_is_announced_by_a_signed_webhook(api, dummy_sandbox, webhoo
     assert all(event["id"].startswith("evt_") for event in events)
     assert events[1]["data"]["operation"]["reference"] == "txn_cap_400"
     assert events[1]["data"]["payment"]["amount_captured"] == 400
-    assert dummy_sandbox.wait_for_webhooks(2)
+    assert sandbox.wait_for_webhooks(5)
     recorded = api.get("/_sandbox/webhooks").json()
     assert [attempt["status_code"] for attempt in recorded["attempts"]] == [200, 200]
     assert [event["id"] for event in recorded["events"]] == [event["id"] for event in events]
 
 
-def test_a_webhook_refused_by_the_merchant_is_retried(api, dummy_sandbox, webhook_receiver):
-    webhook_receiver.fail_first = 1
+def test_a_webhook_refused_by_the_merchant_is_retried(api, sandbox, receiver):
+    receiver.fail_first = 1
 
     authorized(api)
 
-    first, second = webhook_receiver.wait_for(2)
+    first, second = receiver.wait_for(2)
     assert first.body == second.body
     assert (first.answered, second.answered) == (500, 200)
 
 
-def test_the_3ds_page_is_a_form_whose_approval_completes_the_payment(api, webhook_receiver):
+def test_the_3ds_page_is_a_form_whose_approval_completes_the_payment(api, receiver):
     response = new_payment(
         api,
         capture=True,
@@ -476,12 +478,12 @@ def test_the_3ds_page_is_a_form_whose_approval_completes_the_payment(api, webhoo
     assert done.headers["location"] == f"https://shop.test/back?order=7&payment_id={payment['id']}"
     completed = api.get(f"/v1/payments/{payment['id']}").json()
     assert (completed["status"], completed["amount_captured"]) == ("captured", 1000)
-    (delivery,) = webhook_receiver.wait_for(1)
+    (delivery,) = receiver.wait_for(1)
     assert json.loads(delivery.body)["type"] == "payment.captured"
     assert "already captured" in api.get(page_url).text
 
 
-def test_declining_on_the_3ds_page_declines_the_payment(api, webhook_receiver):
+def test_declining_on_the_3ds_page_declines_the_payment(api, receiver):
     payment = new_payment(api, payment_method={"type": "card", "token": "tok_3ds"}).json()
 
     done = api.post(payment["next_action"]["url"], data={"result": "decline"})
@@ -490,7 +492,7 @@ def test_declining_on_the_3ds_page_declines_the_payment(api, webhook_receiver):
     assert "declined" in done.text
     declined = api.get(f"/v1/payments/{payment['id']}").json()
     assert (declined["status"], declined["decline_code"]) == ("declined", "authentication_failed")
-    (delivery,) = webhook_receiver.wait_for(1)
+    (delivery,) = receiver.wait_for(1)
     assert json.loads(delivery.body)["type"] == "payment.declined"
     again = api.post(payment["next_action"]["url"], data={"result": "approve"})
     assert again.status_code == 409

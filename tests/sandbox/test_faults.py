@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import httpx
@@ -152,8 +153,8 @@ def counter() -> Counter:
     return Counter()
 
 
-def test_an_error_fault_answers_500_before_the_app_runs(http, sandbox_server, counter):
-    server = sandbox_server(counter.app(FaultPlan(next=("error",))))
+def test_an_error_fault_answers_500_before_the_app_runs(http, paycore_sandbox_server, counter):
+    server = paycore_sandbox_server(counter.app(FaultPlan(next=("error",))))
 
     response = http.post(f"{server.url}/work")
 
@@ -163,8 +164,10 @@ def test_an_error_fault_answers_500_before_the_app_runs(http, sandbox_server, co
     assert http.post(f"{server.url}/work").json() == {"calls": 1}
 
 
-def test_a_drop_fault_breaks_the_connection_after_the_app_ran(http, sandbox_server, counter):
-    server = sandbox_server(counter.app(FaultPlan(next=("drop",))))
+def test_a_drop_fault_breaks_the_connection_after_the_app_ran(
+    http, paycore_sandbox_server, counter
+):
+    server = paycore_sandbox_server(counter.app(FaultPlan(next=("drop",))))
 
     with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
         http.post(f"{server.url}/work")
@@ -173,22 +176,29 @@ def test_a_drop_fault_breaks_the_connection_after_the_app_ran(http, sandbox_serv
 
 
 def test_a_timeout_fault_stalls_after_the_app_ran_until_the_client_gives_up(
-    http, sandbox_server, counter
+    http, paycore_sandbox_server, counter
 ):
-    server = sandbox_server(counter.app(FaultPlan(next=("timeout",), stall_seconds=30)))
+    finished = threading.Event()
+    injector = counter.app(FaultPlan(next=("timeout",), stall_seconds=30))
+
+    async def app(scope, receive, send):
+        await injector(scope, receive, send)
+        if scope["type"] == "http":
+            finished.set()
+
+    server = paycore_sandbox_server(app)
 
     with pytest.raises(httpx.ReadTimeout):
         http.post(f"{server.url}/work", timeout=httpx.Timeout(5, read=0.2))
 
     assert counter.calls == 1
-    # The stall ended when the client went away: the server stops without waiting for it.
-    started = time.monotonic()
-    server.stop()
-    assert time.monotonic() - started < 0.9
+    # The stall (30 s) ends when the client goes away, not when it runs out; the bound
+    # is loose so that a loaded machine does not fail the test.
+    assert finished.wait(10)
 
 
-def test_a_short_stall_still_answers(http, sandbox_server, counter):
-    server = sandbox_server(counter.app(FaultPlan(next=("timeout",), stall_seconds=0.1)))
+def test_a_short_stall_still_answers(http, paycore_sandbox_server, counter):
+    server = paycore_sandbox_server(counter.app(FaultPlan(next=("timeout",), stall_seconds=0.1)))
 
     started = time.monotonic()
     response = http.post(f"{server.url}/work", timeout=5)
@@ -197,8 +207,8 @@ def test_a_short_stall_still_answers(http, sandbox_server, counter):
     assert time.monotonic() - started >= 0.1
 
 
-def test_latency_delays_every_answer(http, sandbox_server, counter):
-    server = sandbox_server(counter.app(FaultPlan(latency=0.15)))
+def test_latency_delays_every_answer(http, paycore_sandbox_server, counter):
+    server = paycore_sandbox_server(counter.app(FaultPlan(latency=0.15)))
 
     started = time.monotonic()
     http.post(f"{server.url}/work")
@@ -206,10 +216,10 @@ def test_latency_delays_every_answer(http, sandbox_server, counter):
     assert time.monotonic() - started >= 0.15
 
 
-def test_sandbox_control_paths_are_never_faulted(http, sandbox_server, counter):
-    server = sandbox_server(counter.app(FaultPlan(error_rate=1, latency=5)))
+def test_sandbox_control_paths_are_never_faulted(http, paycore_sandbox_server, counter):
+    server = paycore_sandbox_server(counter.app(FaultPlan(error_rate=1, latency=60)))
 
-    response = http.post(f"{server.url}/_sandbox/state", timeout=2)
+    response = http.post(f"{server.url}/_sandbox/state", timeout=10)
 
     assert response.status_code == 200
     assert counter.calls == 1

@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from paycore.sandbox.server import SandboxServer
+from paycore.sandbox.server import SandboxServer, base_url
 
 
 async def hello(request):
@@ -30,15 +30,15 @@ def test_the_server_listens_on_a_free_loopback_port_until_it_stops(http):
         http.get(server.url, timeout=1)
 
 
-def test_two_servers_run_side_by_side(http, sandbox_server):
-    first, second = sandbox_server(APP), sandbox_server(APP)
+def test_two_servers_run_side_by_side(http, paycore_sandbox_server):
+    first, second = paycore_sandbox_server(APP), paycore_sandbox_server(APP)
 
     assert first.port != second.port
     assert http.get(second.url).text == http.get(first.url).text == "hello"
 
 
-def test_a_port_in_use_is_reported_at_start(sandbox_server):
-    taken = sandbox_server(APP).port
+def test_a_port_in_use_is_reported_at_start(paycore_sandbox_server):
+    taken = paycore_sandbox_server(APP).port
     with pytest.raises(OSError, match="in use"):
         SandboxServer(APP, port=taken).start()
 
@@ -57,3 +57,8 @@ def test_a_server_that_fails_to_start_says_so():
     app = Starlette(lifespan=broken_lifespan)
     with pytest.raises(RuntimeError, match="failed to start"):
         SandboxServer(app).start()
+
+
+def test_an_ipv6_host_is_bracketed_in_the_url():
+    assert base_url("::1", 8100) == "http://[::1]:8100"
+    assert base_url("127.0.0.1", 8100) == "http://127.0.0.1:8100"

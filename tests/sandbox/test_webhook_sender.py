@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from paycore.gateways.webhooks import sign, verify_signature
+from paycore.sandbox import WebhookReceiver
 from paycore.sandbox.faults import FaultPlan
 from paycore.sandbox.webhook_sender import WebhookSender
-from paycore.testing.webhook_receiver import WebhookReceiver
 
 SECRET = "whsec_sender_test"
 
@@ -25,12 +26,17 @@ def event_ids(receiver: WebhookReceiver) -> list[str]:
 
 
 @pytest.fixture
-def make_sender(webhook_receiver: WebhookReceiver) -> Iterator:
+def receiver(paycore_webhook_receiver: WebhookReceiver) -> WebhookReceiver:
+    return paycore_webhook_receiver
+
+
+@pytest.fixture
+def make_sender(receiver: WebhookReceiver) -> Iterator:
     senders: list[WebhookSender] = []
 
     def make(**options) -> WebhookSender:
         options.setdefault("sign", lambda raw: {"Test-Signature": sign(raw, SECRET)})
-        sender = WebhookSender(webhook_receiver.url, **options)
+        sender = WebhookSender(receiver.url, **options)
         senders.append(sender)
         return sender
 
@@ -39,25 +45,23 @@ def make_sender(webhook_receiver: WebhookReceiver) -> Iterator:
         sender.close()
 
 
-def test_an_event_is_posted_signed_on_its_raw_bytes(make_sender, webhook_receiver):
+def test_an_event_is_posted_signed_on_its_raw_bytes(make_sender, receiver):
     sender = make_sender()
 
     sender.send("evt_1", body("evt_1"))
 
-    (delivery,) = webhook_receiver.wait_for(1)
+    (delivery,) = receiver.wait_for(1)
     assert delivery.body == body("evt_1")
     assert delivery.headers["content-type"] == "application/json"
     verify_signature(delivery.headers["test-signature"], delivery.body, SECRET, gateway="test")
-    assert sender.wait_idle(2)
+    assert sender.wait_idle(5)
     (attempt,) = sender.attempts
     assert (attempt.event_id, attempt.attempt, attempt.status_code) == ("evt_1", 1, 200)
     assert attempt.delivered and not attempt.duplicate
 
 
-def test_a_failed_delivery_is_retried_on_the_schedule_and_signed_afresh(
-    make_sender, webhook_receiver
-):
-    webhook_receiver.fail_first = 2
+def test_a_failed_delivery_is_retried_on_the_schedule_and_signed_afresh(make_sender, receiver):
+    receiver.fail_first = 2
     counter = itertools.count(1)
     sender = make_sender(
         schedule=(0, 1, 2), time_scale=0.05, sign=lambda raw: {"Attempt": str(next(counter))}
@@ -65,34 +69,34 @@ def test_a_failed_delivery_is_retried_on_the_schedule_and_signed_afresh(
 
     sender.send("evt_1", body("evt_1"))
 
-    assert sender.wait_idle(3)
+    assert sender.wait_idle(5)
     assert [(a.attempt, a.status_code, a.delivered) for a in sender.attempts] == [
         (1, 500, False),
         (2, 500, False),
         (3, 200, True),
     ]
-    assert [d.headers["attempt"] for d in webhook_receiver.received] == ["1", "2", "3"]
+    assert [d.headers["attempt"] for d in receiver.received] == ["1", "2", "3"]
     first, second, third = (a.at for a in sender.attempts)
     assert second - first >= 0.045
     assert third - first >= 0.095
 
 
-def test_the_sender_gives_up_when_the_schedule_is_spent(make_sender, webhook_receiver):
-    webhook_receiver.fail_first = 10
+def test_the_sender_gives_up_when_the_schedule_is_spent(make_sender, receiver):
+    receiver.fail_first = 10
     sender = make_sender(schedule=(0, 1), time_scale=0.01)
 
     sender.send("evt_1", body("evt_1"))
 
-    assert sender.wait_idle(2)
+    assert sender.wait_idle(5)
     assert [a.delivered for a in sender.attempts] == [False, False]
-    assert len(webhook_receiver.received) == 2
+    assert len(receiver.received) == 2
 
 
 def test_an_unreachable_endpoint_is_recorded_as_an_error_and_retried(unused_url):
     sender = WebhookSender(unused_url, sign=lambda raw: {}, schedule=(0, 1), time_scale=0.01)
     try:
         sender.send("evt_1", body("evt_1"))
-        assert sender.wait_idle(2)
+        assert sender.wait_idle(5)
     finally:
         sender.close()
 
@@ -100,51 +104,62 @@ def test_an_unreachable_endpoint_is_recorded_as_an_error_and_retried(unused_url)
     assert all(a.error and a.error.startswith("ConnectError") for a in sender.attempts)
 
 
-def test_the_duplicate_fault_delivers_an_event_twice(make_sender, webhook_receiver):
+def test_the_duplicate_fault_delivers_an_event_twice(make_sender, receiver):
     sender = make_sender(faults=FaultPlan(webhook_next=("duplicate",)))
 
     sender.send("evt_1", body("evt_1"))
     sender.send("evt_2", body("evt_2"))
 
-    webhook_receiver.wait_for(3)
-    assert sender.wait_idle(2)
-    assert event_ids(webhook_receiver) == ["evt_1", "evt_1", "evt_2"]
+    receiver.wait_for(3)
+    assert sender.wait_idle(5)
+    assert event_ids(receiver) == ["evt_1", "evt_1", "evt_2"]
     assert [a.duplicate for a in sender.attempts] == [False, True, False]
 
 
-def test_the_reorder_fault_holds_an_event_back_until_the_next_one_went_out(
-    make_sender, webhook_receiver
-):
+def test_the_reorder_fault_holds_an_event_back_until_the_next_one_went_out(make_sender, receiver):
     sender = make_sender(faults=FaultPlan(webhook_next=("reorder",)), reorder_hold=5)
 
     sender.send("evt_1", body("evt_1"))
     sender.send("evt_2", body("evt_2"))
 
-    webhook_receiver.wait_for(2, timeout=2)
-    assert event_ids(webhook_receiver) == ["evt_2", "evt_1"]
+    receiver.wait_for(2, timeout=5)
+    assert event_ids(receiver) == ["evt_2", "evt_1"]
 
 
-def test_an_event_held_back_goes_anyway_when_no_other_event_follows(make_sender, webhook_receiver):
+def test_an_event_held_back_goes_anyway_when_no_other_event_follows(make_sender, receiver):
     sender = make_sender(faults=FaultPlan(webhook_next=("reorder",)), reorder_hold=0.05)
 
     sender.send("evt_1", body("evt_1"))
 
-    assert sender.wait_idle(2)
-    assert event_ids(webhook_receiver) == ["evt_1"]
+    assert sender.wait_idle(5)
+    assert event_ids(receiver) == ["evt_1"]
 
 
-def test_the_delay_fault_delivers_late(make_sender, webhook_receiver):
+def test_the_delay_fault_delivers_late(make_sender, receiver):
     sender = make_sender(faults=FaultPlan(webhook_delay=0.2))
+
+    sent = time.monotonic()
+    sender.send("evt_1", body("evt_1"))
+
+    assert len(receiver.wait_for(1, timeout=5)) == 1
+    assert time.monotonic() - sent >= 0.2
+
+
+def test_a_proxy_in_the_environment_does_not_capture_deliveries(make_sender, receiver, monkeypatch):
+    # A developer's HTTP_PROXY must not swallow deliveries to a loopback endpoint.
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    sender = make_sender(schedule=(0,))
 
     sender.send("evt_1", body("evt_1"))
 
-    assert webhook_receiver.wait_for(1, timeout=0.1) == ()
-    assert len(webhook_receiver.wait_for(1, timeout=2)) == 1
+    assert sender.wait_idle(5)
+    assert [attempt.status_code for attempt in sender.attempts] == [200]
 
 
-def test_closing_abandons_pending_deliveries_and_a_later_send_starts_again(
-    make_sender, webhook_receiver
-):
+def test_closing_abandons_pending_deliveries_and_a_later_send_starts_again(make_sender, receiver):
     sender = make_sender(faults=FaultPlan(webhook_delay=5))
     sender.send("evt_late", body("evt_late"))
 
@@ -153,8 +168,8 @@ def test_closing_abandons_pending_deliveries_and_a_later_send_starts_again(
 
     sender.set_faults(FaultPlan())
     sender.send("evt_2", body("evt_2"))
-    webhook_receiver.wait_for(1)
-    assert event_ids(webhook_receiver) == ["evt_2"]
+    receiver.wait_for(1)
+    assert event_ids(receiver) == ["evt_2"]
 
 
 def test_a_retry_schedule_needs_an_attempt():
@@ -163,10 +178,10 @@ def test_a_retry_schedule_needs_an_attempt():
 
 
 @pytest.fixture
-def unused_url(sandbox_server) -> str:
+def unused_url(paycore_sandbox_server) -> str:
     """The URL of a server that has stopped: nothing listens there any more."""
     from starlette.applications import Starlette
 
-    server = sandbox_server(Starlette())
+    server = paycore_sandbox_server(Starlette())
     server.stop()
     return server.url + "/webhooks"
