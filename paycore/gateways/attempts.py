@@ -186,6 +186,9 @@ class ExchangeRun:
 
     def classify_response(self, request: httpx.Request, response: httpx.Response) -> Failure | None:
         status = response.status_code
+        if status < 400 or (status < 500 and status not in (401, 403, 429)):
+            self._note_reached(request)
+            return None  # an answer for the plugin to read (the fast, common path)
         request_id = _request_id(response)
         if status == 429:
             return Failure(
@@ -203,15 +206,13 @@ class ExchangeRun:
                 request_id=request_id,
             )
         self._note_reached(request)
-        if status >= 500:
-            return Failure(
-                Kind.MAYBE_SENT,
-                "the provider failed while handling the request",
-                http_status=status,
-                request_id=request_id,
-                retry_after=_retry_after(response) if status == 503 else None,
-            )
-        return None
+        return Failure(
+            Kind.MAYBE_SENT,
+            "the provider failed while handling the request",
+            http_status=status,
+            request_id=request_id,
+            retry_after=_retry_after(response) if status == 503 else None,
+        )
 
     def _note_reached(self, request: httpx.Request) -> None:
         if RequestPolicy.of(request).mutation:

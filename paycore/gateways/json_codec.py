@@ -30,6 +30,10 @@ def decode_json(content: bytes | str) -> Any:
 
 def encode_json(payload: Any) -> bytes:
     """Compact UTF-8 JSON; `Decimal` values written exactly as numbers, floats refused."""
+    if not _has_numbers_to_mind(payload):
+        return json.dumps(
+            payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        ).encode("utf-8")
     decimals: list[str] = []
     nonce = secrets.token_hex(8)
     prepared = _prepare(payload, decimals, nonce)
@@ -37,6 +41,20 @@ def encode_json(payload: Any) -> bytes:
     for index, digits in enumerate(decimals):
         text = text.replace(json.dumps(_MARK.format(nonce=nonce, index=index)), digits, 1)
     return text.encode("utf-8")
+
+
+_PLAIN = (str, int, bool, type(None))
+
+
+def _has_numbers_to_mind(value: Any) -> bool:
+    """Whether ``value`` holds a float or a Decimal anywhere (a cheap scan)."""
+    if isinstance(value, _PLAIN):
+        return False
+    if isinstance(value, Mapping):
+        return any(_has_numbers_to_mind(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_numbers_to_mind(item) for item in value)
+    return True  # a float, a Decimal, or something json refuses anyway
 
 
 def _prepare(value: Any, decimals: list[str], nonce: str) -> Any:
