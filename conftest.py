@@ -1,4 +1,4 @@
-"""Fixtures shared by the core tests, and the environment the whole session runs in.
+"""Fixtures shared by the core and plugin tests, and the environment the session runs in.
 
 Set when this file is imported, so before any test runs, and inherited by every
 subprocess a test starts:
