@@ -231,3 +231,40 @@ def test_webhooks_the_sandbox_sends_verify_and_normalise(
     assert [e.transaction_id for e in events] == ["txn_1", "txn_2"]
     assert {e.gateway_reference for e in events} == {authorized.gateway_reference}
     assert all(h.reply.status_code == 200 for h in handled)
+
+
+def test_no_key_or_secret_of_the_dummy_reaches_a_transcript_or_a_log(
+    paycore_sandbox_server, http, payment_request, caplog
+):
+    import json
+    import logging
+
+    api_key, webhook_secret = "sk_test_SENTINEL_api_key_77", "whsec_SENTINEL_hook_88"
+    sandbox = DummySandbox(api_key=api_key, webhook_secret=webhook_secret)
+    server = paycore_sandbox_server(sandbox)
+    gateway = gateway_for(sandbox, server.url)
+    caplog.set_level(logging.DEBUG, logger="paycore")
+    transcripts = []
+    with GatewayDriver(gateway, client=http, hooks=None, retry=FAST_RETRIES) as driver:
+        authorized = driver.run_recorded(
+            gateway.authorize(payment_request()), operation="authorize"
+        )
+        transcripts.append(authorized.transcript)
+        capture = payment_request(
+            "capture", "txn_2", gateway_reference=authorized.result.gateway_reference
+        )
+        transcripts.append(
+            driver.run_recorded(gateway.capture(capture), operation="capture").transcript
+        )
+        bad = gateway_for(sandbox, server.url, api_key="sk_test_SENTINEL_wrong_99")
+        with (
+            GatewayDriver(bad, client=http, hooks=None) as refused,
+            pytest.raises(GatewayAuthError) as caught,
+        ):
+            refused.run(bad.authorize(payment_request("authorize", "txn_3")), operation="authorize")
+        transcripts.append(caught.value.transcript)
+    assert authorized.result.outcome is Outcome.APPROVED  # the real key was sent and accepted
+    everything = json.dumps([t.as_dict() for t in transcripts]) + caplog.text + str(caught.value)
+    for sentinel in (api_key, webhook_secret, "sk_test_SENTINEL_wrong_99"):
+        assert sentinel not in everything
+    assert "[REDACTED]" in everything
