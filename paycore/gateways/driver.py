@@ -3,8 +3,11 @@
 A plugin's operation yields requests; a driver sends each, feeds the response back,
 and returns the operation's result. The driver owns:
 
-- timeouts: the gateway's connect and read timeouts per attempt, and a bound on the
-  total time of the whole exchange, retries included;
+- timeouts: the gateway's connect and read timeouts per attempt, and a total budget
+  for the exchange, retries included, that bounds when attempts may start. A
+  mutation is sent only with its whole read timeout still inside the budget (cutting
+  its wait short would turn an answer on its way into an unknown outcome); otherwise
+  it is not sent at all;
 - the split of failures by *was it sent?*:
 
   ============================================  ====================================
@@ -15,8 +18,10 @@ and returns the operation's result. The driver owns:
   401 / 403                                     `GatewayAuthError`
   read/write timeout, reset, broken response    `OutcomeUnknown` for a mutation
   5xx                                           `OutcomeUnknown` for a mutation
-  a body the plugin cannot read                 `OutcomeUnknown` after a mutation,
-                                                else `GatewayProtocolError`
+  the plugin fails on an answer                 `OutcomeUnknown` after a mutation,
+                                                else `GatewayProtocolError` (or the
+                                                plugin's own paycore error)
+  no budget left for a mutation's read timeout  `GatewayUnavailable` (not sent)
   ============================================  ====================================
 
   Once a mutation of the exchange may have reached the provider, every later failure
@@ -24,6 +29,8 @@ and returns the operation's result. The driver owns:
 - retries only where safe: anything not sent; reads; mutations the provider
   deduplicates (`RequestPolicy.idempotent`). Backoff grows per attempt, honours
   ``Retry-After``, and never runs past the total bound.
+- cancellation (``asyncio`` or ``KeyboardInterrupt``) mid-request: recorded in the
+  transcript, then re-raised untouched;
 - a scrubbed `Transcript` of every exchange, handed to the ``paycore_gateway_exchange``
   hook and to the ``paycore.gateways`` logger (failures at WARNING, all at DEBUG),
   returned by ``run_recorded``, and attached to every `GatewayError` it raises. It is
