@@ -111,7 +111,8 @@ def paycore_gateway_exchange(gateway: str, operation: str, transcript: Transcrip
 
     Called by the gateway driver once per operation it runs (one call for an
     ``authorize``, however many requests and retries it took), whether the exchange
-    completed or failed. Use it for audit trails, metrics and debugging; the driver
+    completed, failed, or was interrupted (a cancelled task: ``outcome`` is then
+    ``"interrupted (CancelledError)"``). Use it for audit trails, metrics and debugging; the driver
     also logs the transcript's summary to the ``paycore.gateways`` logger.
 
     This hook runs before the outcome is recorded in the store (the driver does not

@@ -29,8 +29,11 @@ def test_discovery_caches_its_scans_there_and_subprocesses_use_the_same_place():
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
 
-    assert any(Path(_cache._c._dir).iterdir())
     assert result.stdout.strip() == _cache._c._dir
+    # stevedore writes no cache file at all for an interpreter under the temporary
+    # directory (a checkout there, say); where it writes, it writes only here.
+    if not _cache._c._disable_caching:
+        assert any(Path(_cache._c._dir).iterdir())
 
 
 def test_loopback_is_never_sent_through_a_proxy():

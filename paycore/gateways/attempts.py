@@ -35,12 +35,20 @@ from paycore.errors import (
 from paycore.gateways.base import Gateway, RequestPolicy
 from paycore.gateways.scrub import ExchangeRecord, Scrubber, Transcript
 
-__all__ = ["ExchangeRun", "Failure", "RetryPolicy"]
+__all__ = ["ClientClosed", "ExchangeRun", "Failure", "RetryPolicy"]
 
 logger = logging.getLogger("paycore.gateways")
 hook_logger = logging.getLogger("paycore.hooks")
 
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+# Raised before a byte of the request is written. LocalProtocolError: the request
+# itself is malformed (an illegal header value, say), so it never left.
+_NOT_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+    httpx.LocalProtocolError,
+)
 _REQUEST_ID_HEADERS = ("request-id", "x-request-id", "x-correlation-id")
 _MAYBE_HAPPENED = "the operation may have happened: reconcile before retrying"
 
@@ -63,6 +71,10 @@ class RetryPolicy:
         base = self.backoff * self.factor ** (attempt - 1) if retry_after is None else retry_after
         spread = 1 + self.jitter * (2 * rng.random() - 1)
         return min(self.max_backoff, max(0.0, base * spread))
+
+
+class ClientClosed(Exception):
+    """The driver's HTTP client was closed before the request could be sent."""
 
 
 class Kind(enum.Enum):
@@ -149,6 +161,8 @@ class ExchangeRun:
         """
         timeouts = self.gateway.timeouts
         remaining = self.remaining()
+        if remaining <= 0:
+            return Failure(Kind.OUT_OF_TIME, f"not sent: the {timeouts.total:g} s budget is spent")
         if RequestPolicy.of(request).mutation:
             if remaining < timeouts.read:
                 return Failure(
@@ -158,7 +172,6 @@ class ExchangeRun:
                 )
             connect, read = timeouts.connect, timeouts.read
         else:
-            remaining = max(remaining, 0.001)
             connect, read = min(timeouts.connect, remaining), min(timeouts.read, remaining)
         request.extensions["timeout"] = {
             "connect": connect,
@@ -171,14 +184,18 @@ class ExchangeRun:
     # -- after an attempt ----------------------------------------------------------
 
     def classify_error(self, request: httpx.Request, exc: BaseException) -> Failure:
+        # Messages quote the exception (hosts, ports, a bad header's value): scrubbed.
+        described = self.scrubber.text(_describe(exc))
         if isinstance(exc, _NOT_SENT):
-            return Failure(
-                Kind.NOT_SENT, f"could not reach the provider: {_describe(exc)}", cause=exc
-            )
+            return Failure(Kind.NOT_SENT, f"could not send the request: {described}", cause=exc)
+        if isinstance(exc, ClientClosed):
+            return Failure(Kind.NOT_SENT, "the driver's HTTP client is closed", cause=exc)
         if isinstance(exc, httpx.TimeoutException):
-            message = f"no answer within the timeout: {_describe(exc)}"
+            message = f"no answer within the timeout: {described}"
         elif isinstance(exc, httpx.HTTPError):
-            message = f"the connection broke before a complete answer: {_describe(exc)}"
+            message = f"the connection broke before a complete answer: {described}"
+        elif isinstance(exc, Exception):
+            message = f"sending failed unexpectedly: {described}"
         else:
             message = f"interrupted while the request was in flight ({type(exc).__name__})"
         self._note_reached(request)
@@ -222,10 +239,13 @@ class ExchangeRun:
         """Seconds to wait before the next attempt, or None to give up."""
         if failure.kind in (Kind.REFUSED, Kind.OUT_OF_TIME) or attempt >= self.retry.max_attempts:
             return None
-        if failure.kind is Kind.MAYBE_SENT and not RequestPolicy.of(request).idempotent:
+        policy = RequestPolicy.of(request)
+        if failure.kind is Kind.MAYBE_SENT and not policy.idempotent:
             return None
         delay = self.retry.delay(attempt, failure.retry_after, self.rng)
-        return delay if delay < self.remaining() else None
+        # No point waiting for an attempt the budget will not allow.
+        needed = delay + (self.gateway.timeouts.read if policy.mutation else 0.0)
+        return delay if needed < self.remaining() else None
 
     # -- what to raise -------------------------------------------------------------
 
@@ -243,7 +263,7 @@ class ExchangeRun:
             return GatewayAuthError(message, **details)
         return GatewayUnavailable(f"{message}; nothing was done, safe to retry", **details)
 
-    def plugin_error(self, exc: Exception, response: httpx.Response) -> PaycoreError:
+    def plugin_error(self, exc: Exception, response: httpx.Response | None) -> PaycoreError:
         """What to raise when the plugin fails on an answer.
 
         After a mutation may have reached the provider, nothing the plugin says can
@@ -253,8 +273,8 @@ class ExchangeRun:
             return exc
         details: dict[str, Any] = {
             "gateway": self.gateway.name,
-            "http_status": response.status_code,
-            "request_id": _request_id(response),
+            "http_status": None if response is None else response.status_code,
+            "request_id": None if response is None else _request_id(response),
         }
         if isinstance(exc, GatewayError):
             reason = exc.message
@@ -269,9 +289,8 @@ class ExchangeRun:
             )
         if isinstance(exc, PaycoreError):
             return exc
-        return GatewayProtocolError(
-            f"{self.operation}: the answer could not be read ({reason})", **details
-        )
+        what = "the plugin failed" if response is None else "the answer could not be read"
+        return GatewayProtocolError(f"{self.operation}: {what} ({reason})", **details)
 
     # -- transcript ----------------------------------------------------------------
 
@@ -341,4 +360,5 @@ def _request_id(response: httpx.Response) -> str | None:
 
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("retry-after", "")
-    return float(value) if value.isdigit() else None
+    # Seconds only (an HTTP date is ignored); isdigit alone admits "²" and the like.
+    return float(value) if value.isascii() and value.isdigit() and len(value) <= 6 else None

@@ -41,7 +41,12 @@ from paycore.errors import (
     UnsupportedOperation,
 )
 from paycore.gateways.json_codec import decode_json, encode_json
-from paycore.gateways.schema import config_problems, full_schema, load_schema
+from paycore.gateways.schema import (
+    DEFAULT_TIMEOUTS,
+    config_problems,
+    full_schema,
+    load_schema,
+)
 from paycore.money import Money
 from paycore.transactions.model import (
     CheckoutSession,
@@ -140,15 +145,15 @@ class Capabilities:
 class Timeouts:
     """Seconds: to connect, to wait for each read, and for a whole exchange with retries."""
 
-    connect: float = 5.0
-    read: float = 30.0
-    total: float = 60.0
+    connect: float = DEFAULT_TIMEOUTS["connect"]
+    read: float = DEFAULT_TIMEOUTS["read"]
+    total: float = DEFAULT_TIMEOUTS["total"]
 
     def __attrs_post_init__(self) -> None:
         # A mutation is only sent with its whole read timeout ahead of it.
         if self.total < self.read:
             raise ConfigurationError(
-                "timeouts", [f"total ({self.total:g} s) must be at least read ({self.read:g} s)"]
+                "timeouts", [f"total: must be at least read ({self.read:g} s)"]
             )
 
 

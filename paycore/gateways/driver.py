@@ -53,7 +53,7 @@ import httpx
 from attrs import frozen
 
 from paycore.errors import GatewayError
-from paycore.gateways.attempts import ExchangeRun, RetryPolicy
+from paycore.gateways.attempts import ClientClosed, ExchangeRun, RetryPolicy
 from paycore.gateways.base import Exchange, Gateway
 from paycore.gateways.scrub import Scrubber, Transcript
 
@@ -114,6 +114,16 @@ class _DriverBase:
             request = next(exchange)
         except StopIteration as stop:
             return stop.value, run.finish("completed", keep=keep)
+        except Exception as exc:
+            # Before any request (a webhook's whole verification happens here): bad input
+            # stays the plugin's own paycore error; anything else is the plugin failing.
+            error = run.plugin_error(exc, None)
+            transcript = run.finish(type(error).__name__, keep=isinstance(error, GatewayError))
+            if isinstance(error, GatewayError) and error.transcript is None:
+                error.transcript = transcript
+            if error is exc:
+                raise
+            raise error from exc
         while True:
             try:
                 response = yield from self._attempts(run, request)
@@ -157,8 +167,8 @@ class _DriverBase:
                 except BaseException as exc:
                     failure = run.classify_error(request, exc)
                     run.record(request, attempt, time.perf_counter() - started, failure=failure)
-                    if not isinstance(exc, httpx.HTTPError):
-                        raise  # cancellation and the like: recorded, not handled
+                    if not isinstance(exc, Exception):
+                        raise  # cancellation, KeyboardInterrupt: recorded, never handled
                 else:
                     assert response is not None
                     run.record(request, attempt, time.perf_counter() - started, response=response)
@@ -220,13 +230,19 @@ class GatewayDriver(_DriverBase):
             step = next(steps)
             while True:
                 if isinstance(step, _Wait):
-                    self._sleep(step.seconds)
-                    step = steps.send(None)
+                    try:
+                        self._sleep(step.seconds)
+                    except BaseException as exc:
+                        step = steps.throw(exc)  # interrupted while waiting: recorded
+                    else:
+                        step = steps.send(None)
                     continue
                 try:
+                    if self.client.is_closed:
+                        raise ClientClosed
                     response = self.client.send(step)
                 except BaseException as exc:
-                    # The steps record it; httpx errors are handled, the rest re-raised.
+                    # The steps record it; errors are mapped, cancellation re-raised.
                     step = steps.throw(exc)
                 else:
                     step = steps.send(response)
@@ -282,13 +298,19 @@ class AsyncGatewayDriver(_DriverBase):
             step = next(steps)
             while True:
                 if isinstance(step, _Wait):
-                    await asyncio.sleep(step.seconds)
-                    step = steps.send(None)
+                    try:
+                        await asyncio.sleep(step.seconds)
+                    except BaseException as exc:
+                        step = steps.throw(exc)  # cancelled while waiting: recorded
+                    else:
+                        step = steps.send(None)
                     continue
                 try:
+                    if self.client.is_closed:
+                        raise ClientClosed
                     response = await self.client.send(step)
                 except BaseException as exc:
-                    # The steps record it; httpx errors are handled, the rest re-raised.
+                    # The steps record it; errors are mapped, cancellation re-raised.
                     step = steps.throw(exc)
                 else:
                     step = steps.send(response)

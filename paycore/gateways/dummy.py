@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -307,7 +307,6 @@ def _result_from(operation: Mapping[str, Any], payment: Mapping[str, Any]) -> Ga
         action = _read.object(payment.get("next_action"), "the payment's next_action")
         next_action = NextAction.redirect(_read.text(action, "url"))
     code = _read.optional_text(operation, "decline_code")
-    capture_before = _read.optional_integer(payment, "capture_before")
     return GatewayResult(
         outcome=outcome,
         gateway_reference=_read.text(payment, "id"),
@@ -317,9 +316,7 @@ def _result_from(operation: Mapping[str, Any], payment: Mapping[str, Any]) -> Ga
         decline_code=code,
         next_action=next_action,
         provider_status=status,
-        authorization_expires_at=(
-            None if capture_before is None else datetime.fromtimestamp(capture_before, UTC)
-        ),
+        authorization_expires_at=_read.optional_timestamp(payment, "capture_before"),
     )
 
 
@@ -393,7 +390,7 @@ def _event_from(body: Mapping[str, Any]) -> GatewayEvent | None:
         gateway=NAME,
         event_id=_read.text(body, "id"),
         event_type=_read.text(body, "type"),
-        occurred_at=datetime.fromtimestamp(_read.integer(body, "created"), UTC),
+        occurred_at=_read.timestamp(body, "created"),
         transaction_type=kind,
         outcome=outcome,
         gateway_reference=_read.text(payment, "id"),

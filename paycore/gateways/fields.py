@@ -9,6 +9,7 @@ something at the provider.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -17,6 +18,8 @@ from paycore.errors import GatewayProtocolError
 from paycore.gateways.base import read_json
 
 __all__ = ["AnswerReader"]
+
+_LAST_SECOND = 253402300799  # 9999-12-31T23:59:59Z
 
 
 class AnswerReader:
@@ -55,6 +58,16 @@ class AnswerReader:
 
     def optional_integer(self, body: Mapping[str, Any], key: str) -> int | None:
         return None if body.get(key) is None else self.integer(body, key)
+
+    def timestamp(self, body: Mapping[str, Any], key: str) -> datetime:
+        """Seconds since the epoch, as an aware UTC datetime (years 1970 to 9999)."""
+        seconds = self.integer(body, key)
+        if not 0 <= seconds <= _LAST_SECOND:
+            raise self.error(f"the answer's {key!r} is not a plausible timestamp")
+        return datetime.fromtimestamp(seconds, UTC)
+
+    def optional_timestamp(self, body: Mapping[str, Any], key: str) -> datetime | None:
+        return None if body.get(key) is None else self.timestamp(body, key)
 
     def array(self, body: Mapping[str, Any], key: str) -> list[Any]:
         value = body.get(key)

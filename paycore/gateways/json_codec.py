@@ -24,8 +24,13 @@ _MARK = "\x00paycore-decimal-{nonce}-{index}\x00"
 
 
 def decode_json(content: bytes | str) -> Any:
-    """Parse JSON; non-integer numbers become `Decimal`. Raises ValueError on bad JSON."""
-    return json.loads(content, parse_float=Decimal)
+    """Parse JSON; non-integer numbers become `Decimal`. Raises ValueError on bad JSON,
+    including the non-standard ``NaN`` and ``Infinity`` that Python would accept."""
+    return json.loads(content, parse_float=Decimal, parse_constant=_refuse_constant)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def encode_json(payload: Any) -> bytes:

@@ -15,7 +15,13 @@ from typing import Any
 
 import jsonschema
 
-__all__ = ["TIMEOUTS_SCHEMA", "config_problems", "full_schema", "load_schema"]
+__all__ = [
+    "DEFAULT_TIMEOUTS",
+    "TIMEOUTS_SCHEMA",
+    "config_problems",
+    "full_schema",
+    "load_schema",
+]
 
 TIMEOUTS_SCHEMA: Mapping[str, Any] = {
     "type": "object",
@@ -36,8 +42,10 @@ def load_schema(package: str, name: str) -> Mapping[str, Any]:
     return schema
 
 
-_FULL_SCHEMAS: dict[int, dict[str, Any]] = {}
-_VALIDATORS: dict[int, Any] = {}
+# Keyed by the schema object's id; each entry keeps that object alive, so the id can
+# never be reused by another schema while the entry exists.
+_FULL_SCHEMAS: dict[int, tuple[Mapping[str, Any], dict[str, Any]]] = {}
+_VALIDATORS: dict[int, tuple[Mapping[str, Any], Any]] = {}
 
 
 def full_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -48,16 +56,29 @@ def full_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
         properties = dict(full.get("properties", {}))
         properties.setdefault("timeouts", TIMEOUTS_SCHEMA)
         full["properties"] = properties
-        _FULL_SCHEMAS[key] = full
-    return _FULL_SCHEMAS[key]
+        _FULL_SCHEMAS[key] = (schema, full)
+    return _FULL_SCHEMAS[key][1]
+
+
+# The defaults of `paycore.gateways.base.Timeouts`, for the check across its fields.
+DEFAULT_TIMEOUTS = {"connect": 5.0, "read": 30.0, "total": 60.0}
 
 
 def config_problems(schema: Mapping[str, Any], config: Mapping[str, Any]) -> list[str]:
     """Every way ``config`` breaks ``schema`` (plus the common properties), sorted."""
     validator = _validator(schema)
-    return sorted(
-        {line for error in validator.iter_errors(dict(config)) for line in _describe(error)}
-    )
+    problems = {line for error in validator.iter_errors(dict(config)) for line in _describe(error)}
+    if not any(line.startswith("timeouts") for line in problems):
+        problems.update(_timeouts_problems(config.get("timeouts")))
+    return sorted(problems)
+
+
+def _timeouts_problems(timeouts: Any) -> list[str]:
+    # A mutation is sent only with its whole read timeout inside the total budget.
+    values = {**DEFAULT_TIMEOUTS, **(timeouts if isinstance(timeouts, Mapping) else {})}
+    if values["total"] < values["read"]:
+        return [f"timeouts.total: must be at least timeouts.read ({values['read']:g} s)"]
+    return []
 
 
 def _validator(schema: Mapping[str, Any]) -> Any:
@@ -66,8 +87,9 @@ def _validator(schema: Mapping[str, Any]) -> Any:
         full = full_schema(schema)
         validator_class = jsonschema.validators.validator_for(full)
         validator_class.check_schema(full)
-        _VALIDATORS[key] = validator_class(full, format_checker=validator_class.FORMAT_CHECKER)
-    return _VALIDATORS[key]
+        validator = validator_class(full, format_checker=validator_class.FORMAT_CHECKER)
+        _VALIDATORS[key] = (schema, validator)
+    return _VALIDATORS[key][1]
 
 
 def _describe(error: jsonschema.ValidationError) -> list[str]:

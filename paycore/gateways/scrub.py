@@ -352,7 +352,7 @@ class Scrubber:
         for name, value in headers.items():
             if name.lower() in _PLAIN_HEADERS:
                 scrubbed.append((name, value))
-            elif _SENSITIVE_HEADER.fullmatch(name):
+            elif _SENSITIVE_HEADER.fullmatch(name) or sensitive_name(name):
                 scrubbed.append((name, REDACTED))
             else:
                 scrubbed.append((name, self.text(value)))

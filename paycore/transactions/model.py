@@ -14,6 +14,7 @@ Value objects are frozen attrs classes: change them with `attrs.evolve`.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
@@ -153,7 +154,11 @@ def _outcome(value: Outcome | str) -> Outcome:
     return _member(Outcome, value, "outcome")
 
 
-def _aware(_: object, attribute: Any, value: datetime | None) -> None:
+def _decline_reason(value: DeclineReason | str | None) -> DeclineReason | None:
+    return None if value is None else _member(DeclineReason, value, "decline_reason")
+
+
+def _aware(_: object, attribute: Any, value: Any) -> None:
     if value is not None and value.utcoffset() is None:
         raise InvalidRequest(f"{attribute.name} must be timezone-aware (e.g. datetime.now(UTC))")
 
@@ -179,7 +184,7 @@ class NextAction:
     url: str
     method: str = "GET"
     parameters: Mapping[str, Any] = field(default=None, converter=_frozen_mapping)
-    expires_at: datetime | None = None
+    expires_at: datetime | None = field(default=None, validator=_aware)
 
     @classmethod
     def redirect(cls, url: str, *, expires_at: datetime | None = None) -> NextAction:
@@ -230,9 +235,15 @@ def _positive(_: object, __: object, value: Money) -> None:
         raise InvalidAmount(f"amount must be positive, got {value}")
 
 
-def _non_empty(_: object, attribute: Any, value: str) -> None:
-    if not isinstance(value, str) or not value:
-        raise InvalidRequest(f"{attribute.name} must be a non-empty string")
+_ID = re.compile(r"[!-~]{1,255}")
+
+
+def _identifier(_: object, attribute: Any, value: str) -> None:
+    # Ids travel in headers and URLs (idempotency keys, references): visible ASCII only.
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        raise InvalidRequest(
+            f"{attribute.name} must be 1 to 255 visible ASCII characters (no spaces)"
+        )
 
 
 @frozen(kw_only=True)
@@ -247,9 +258,9 @@ class PaymentRequest:
     transaction when it has one of its own (a refund id, say).
     """
 
-    transaction_id: str = field(validator=_non_empty)
+    transaction_id: str = field(validator=_identifier)
     transaction_type: TransactionType = field(converter=_transaction_type)
-    payment_id: str = field(validator=_non_empty)
+    payment_id: str = field(validator=_identifier)
     amount: Money = field(validator=_positive)
     gateway_reference: str | None = None
     transaction_reference: str | None = None
@@ -281,12 +292,12 @@ class GatewayResult:
     gateway_reference: str | None = None
     transaction_reference: str | None = None
     amount: Money | None = None
-    decline_reason: DeclineReason | None = None
+    decline_reason: DeclineReason | None = field(default=None, converter=_decline_reason)
     decline_code: str | None = None
     message: str | None = None
     next_action: NextAction | None = None
     provider_status: str | None = None
-    authorization_expires_at: datetime | None = None
+    authorization_expires_at: datetime | None = field(default=None, validator=_aware)
 
     def __attrs_post_init__(self) -> None:
         if self.outcome is Outcome.DECLINED and self.decline_reason is None:
@@ -307,7 +318,7 @@ class CheckoutSession:
 
     gateway_reference: str
     next_action: NextAction
-    expires_at: datetime | None = None
+    expires_at: datetime | None = field(default=None, validator=_aware)
 
 
 @frozen(kw_only=True)
@@ -323,14 +334,14 @@ class GatewayEvent:
     gateway: str
     event_id: str
     event_type: str  # the provider's own name, e.g. "payment_intent.succeeded"
-    occurred_at: datetime
-    transaction_type: TransactionType
+    occurred_at: datetime = field(validator=_aware)
+    transaction_type: TransactionType = field(converter=_transaction_type)
     outcome: Outcome = field(converter=_outcome)
     gateway_reference: str | None = None
     transaction_reference: str | None = None
     transaction_id: str | None = None
     amount: Money | None = None
-    decline_reason: DeclineReason | None = None
+    decline_reason: DeclineReason | None = field(default=None, converter=_decline_reason)
     decline_code: str | None = None
     provider_status: str | None = None
 
@@ -344,8 +355,9 @@ class WebhookRequest:
     """
 
     method: str
-    headers: Mapping[str, str] = field(converter=_lower_keys)
-    body: bytes = b""
+    # Signatures and payloads stay out of reprs (tracebacks, error reports).
+    headers: Mapping[str, str] = field(converter=_lower_keys, repr=False)
+    body: bytes = field(default=b"", repr=False)
     query: Mapping[str, str] = field(default=None, converter=_frozen_mapping)
     received_at: datetime | None = field(default=None, validator=_aware)
 

@@ -209,3 +209,25 @@ def test_exchanges_are_plain_generators_fed_by_hand() -> None:
     with pytest.raises(StopIteration) as done:
         exchange.send(httpx.Response(200, json={}))
     assert done.value.value.outcome is Outcome.APPROVED
+
+
+def test_a_total_budget_shorter_than_the_read_timeout_is_listed_with_the_other_problems() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        ShopGateway.from_config({"api_key": SECRET, "timeouts": {"read": 50, "total": 10}})
+    assert caught.value.problems == (
+        "base_url: is required",
+        "timeouts.total: must be at least timeouts.read (50 s)",
+    )
+    with pytest.raises(ConfigurationError, match=r"timeouts\.total"):
+        ShopGateway.from_config(
+            {"base_url": "https://s.example", "api_key": SECRET, "timeouts": {"read": 90}}
+        )
+
+
+def test_schemas_are_never_confused_with_one_another() -> None:
+    from paycore.gateways.schema import config_problems
+
+    for index in range(200):
+        required = "a" if index % 2 else "b"
+        schema = {"type": "object", "required": [required]}
+        assert config_problems(schema, {}) == [f"{required}: is required"]

@@ -250,11 +250,13 @@ def test_total_time_is_bounded_across_retries(run: Callable[..., Any]) -> None:
 
 
 def test_error_carries_gateway_status_and_request_id(run: Callable[..., Any]) -> None:
-    body = b"{}"
-    with FaultyServer([respond(500, body)]) as server, pytest.raises(OutcomeUnknown) as caught:
+    answer = respond(500, "{}", headers={"Request-Id": "req_42"})
+    with FaultyServer([answer]) as server, pytest.raises(OutcomeUnknown) as caught:
         run(echo(server.url), authorize)
     assert caught.value.gateway == "echo"
     assert caught.value.http_status == 500
+    assert caught.value.request_id == "req_42"
+    assert "request id req_42" in str(caught.value)
 
 
 # -- transcripts -----------------------------------------------------------------------
@@ -304,14 +306,13 @@ def test_transcripts_reach_the_hook_and_logs_without_card_data_or_secrets(
     )
     [record] = transcript.records
     assert record.status_code == 200
-    dumped = json.dumps(transcript.as_dict()) + caplog.text
-    for sentinel in (
-        SENTINEL_PAN,
-        SENTINEL_PAN.replace(" ", ""),
-        f'"{SENTINEL_CVV}"',
-        SENTINEL_SECRET,
-    ):
-        assert sentinel not in dumped
+    texts = [record.request_body, record.response_body or "", record.url, caplog.text]
+    texts += [value for _, value in record.request_headers + record.response_headers]
+    for text in texts:
+        for sentinel in (SENTINEL_PAN, SENTINEL_PAN.replace(" ", ""), SENTINEL_SECRET):
+            assert sentinel not in text
+    assert json.loads(record.request_body)["card"]["cvc"] == "[REDACTED]"
+    assert json.loads(record.response_body or "")["cvv"] == "[REDACTED]"
     assert "…1111" in record.request_body
     assert ("authorization", "[REDACTED]") in record.request_headers
 
@@ -483,3 +484,65 @@ def test_a_cancelled_exchange_leaves_a_trace_and_stays_cancelled() -> None:
     assert call["transcript"].outcome == "interrupted (CancelledError)"
     [record] = call["transcript"].records
     assert "interrupted while the request was in flight" in (record.error or "")
+
+
+def test_a_request_that_cannot_be_written_is_not_sent_and_its_secret_is_not_quoted(
+    run: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    # A secret read from the environment with a trailing newline: an illegal header.
+    with FaultyServer([respond(200, "{}")]) as server:
+        gateway = EchoGateway(EchoConfig(base_url=server.url, api_key=SENTINEL_SECRET + "\n"))
+        with pytest.raises(GatewayUnavailable, match="could not send") as caught:
+            run(gateway, authorize)
+        assert server.requests == []
+    quoted = str(caught.value) + caplog.text + json.dumps(caught.value.transcript.as_dict())
+    assert SENTINEL_SECRET not in quoted
+
+
+def test_a_closed_client_is_unavailable_not_unknown() -> None:
+    with FaultyServer([respond(200, "{}")]) as server:
+        gateway = echo(server.url)
+        driver = GatewayDriver(gateway, hooks=None, retry=FAST_RETRY)
+        driver.close()
+        with pytest.raises(GatewayUnavailable, match="client is closed"):
+            driver.run(authorize(gateway), operation="authorize")
+        assert server.requests == []
+
+
+def test_cancelled_while_waiting_to_retry_leaves_a_trace() -> None:
+    recorder = Recorder()
+
+    async def go(url: str) -> None:
+        gateway = echo(url, idempotent=True, read=0.2)
+        slow_retry = RetryPolicy(max_attempts=3, backoff=3.0, max_backoff=3.0, jitter=0.0)
+        async with AsyncGatewayDriver(gateway, hooks=hooks_with(recorder), retry=slow_retry) as d:
+            await asyncio.wait_for(d.run(authorize(gateway), operation="authorize"), 0.6)
+
+    with FaultyServer([hang()]) as server, pytest.raises(TimeoutError):
+        asyncio.run(go(server.url))
+    [call] = recorder.calls
+    assert call["transcript"].outcome == "interrupted (CancelledError)"
+    assert len(call["transcript"].records) == 1  # the attempt that reached the server
+
+
+class CrashingGateway(EchoGateway):
+    def fetch_status(self, request: Any) -> Exchange[Any]:
+        raise OverflowError("year is out of range")
+        yield  # a generator, failing before its first request
+
+
+def test_a_plugin_failing_before_any_request_is_a_protocol_error() -> None:
+    gateway = CrashingGateway(EchoConfig(base_url="http://127.0.0.1:9", api_key=SENTINEL_SECRET))
+    with (
+        GatewayDriver(gateway, hooks=None) as driver,
+        pytest.raises(GatewayProtocolError, match="the plugin failed") as caught,
+    ):
+        driver.run(gateway.fetch_status({}), operation="fetch_status")
+    assert isinstance(caught.value.__cause__, OverflowError)
+    assert caught.value.transcript.records == ()
+
+
+def test_a_strange_retry_after_is_ignored(run: Callable[..., Any]) -> None:
+    script = [respond(429, "{}", headers={"Retry-After": "\u00b2"}), respond(200, '{"id": "p"}')]
+    with FaultyServer(script) as server:
+        assert run(echo(server.url), authorize) == {"id": "p"}

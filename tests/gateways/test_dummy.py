@@ -108,6 +108,7 @@ def test_a_bad_config_is_refused_with_every_problem_and_no_value():
 
     assert sorted(caught.value.problems) == [
         "(top level): unknown key(s) 'colour'",
+        "api_key: does not have the expected format",
         "api_key: must be at least 1 characters long",
         "base_url: does not have the expected format",
         "webhook_secret: is required",
@@ -580,3 +581,12 @@ def test_a_webhook_signed_with_the_new_and_the_old_secret_verifies(gateway):
 def test_a_signed_webhook_that_is_not_json_is_a_protocol_error(gateway):
     with pytest.raises(GatewayProtocolError, match="not JSON"):
         drive(gateway.handle_webhook(delivery(b"<xml/>")))
+
+
+def test_an_api_key_with_a_stray_newline_is_a_configuration_error():
+    from paycore.errors import ConfigurationError
+    from paycore.gateways.dummy import DummyGateway
+
+    config = {"base_url": "http://127.0.0.1:8100", "api_key": "sk_test_x\n", "webhook_secret": "w"}
+    with pytest.raises(ConfigurationError, match="api_key: does not have the expected format"):
+        DummyGateway.from_config(config)

@@ -40,3 +40,9 @@ def test_non_finite_decimals_are_refused() -> None:
 
 def test_text_stays_unicode() -> None:
     assert encode_json({"name": "Łódź"}) == '{"name":"Łódź"}'.encode()
+
+
+@pytest.mark.parametrize("body", [b'{"amount": NaN}', b"[Infinity]", b"-Infinity"])
+def test_non_standard_constants_are_not_json(body: bytes) -> None:
+    with pytest.raises(ValueError, match="is not JSON"):
+        decode_json(body)

@@ -308,3 +308,8 @@ def test_long_bodies_are_cut_after_scrubbing() -> None:
     scrubbed = Scrubber().body(body)
     assert PAN not in scrubbed
     assert scrubbed.endswith("<9016 chars>")
+
+
+def test_headers_named_like_sensitive_fields_are_redacted() -> None:
+    scrubbed = dict(Scrubber().headers({"X-Private-Key": "pk_abc", "X-Card-Number": "4000"}))
+    assert scrubbed == {"X-Private-Key": REDACTED, "X-Card-Number": REDACTED}

@@ -111,3 +111,39 @@ def test_webhook_arrival_times_must_be_timezone_aware() -> None:
     with pytest.raises(InvalidRequest, match="timezone-aware"):
         WebhookRequest(method="POST", headers={}, received_at=datetime(2026, 1, 1))
     WebhookRequest(method="POST", headers={}, received_at=datetime(2026, 1, 1, tzinfo=UTC))
+
+
+def test_ids_must_be_safe_in_headers_and_urls() -> None:
+    for bad in ("tx 1", "tx\n1", "tx_é", "x" * 256):
+        with pytest.raises(InvalidRequest, match="visible ASCII"):
+            make_request(transaction_id=bad)
+
+
+def test_decline_reasons_and_event_types_are_closed_lists() -> None:
+    from datetime import UTC, datetime
+
+    from paycore.transactions.model import GatewayEvent
+
+    with pytest.raises(InvalidRequest, match="decline_reason must be one of"):
+        GatewayResult(outcome="declined", decline_reason="totally_bogus")
+    assert GatewayResult(outcome="declined", decline_reason="expired_card").decline_reason is (
+        DeclineReason.EXPIRED_CARD
+    )
+    event = {
+        "gateway": "g",
+        "event_id": "e",
+        "event_type": "t",
+        "occurred_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "outcome": "approved",
+    }
+    with pytest.raises(InvalidRequest, match="transaction_type must be one of"):
+        GatewayEvent(**event, transaction_type="nonsense")
+    with pytest.raises(InvalidRequest, match="timezone-aware"):
+        GatewayEvent(**{**event, "occurred_at": datetime(2026, 1, 1)}, transaction_type="sale")
+
+
+def test_a_webhook_requests_repr_shows_neither_headers_nor_body() -> None:
+    delivery = WebhookRequest(
+        method="POST", headers={"X-Signature": "SENTINEL_SIG"}, body=b'{"SENTINEL_BODY": 1}'
+    )
+    assert "SENTINEL" not in repr(delivery)
