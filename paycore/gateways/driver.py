@@ -52,7 +52,7 @@ from typing import Any, Generic, Self, TypeAlias, TypeVar
 import httpx
 from attrs import frozen
 
-from paycore.errors import GatewayError
+from paycore.errors import GatewayError, PaycoreError
 from paycore.gateways.attempts import ClientClosed, ExchangeRun, RetryPolicy
 from paycore.gateways.base import Exchange, Gateway
 from paycore.gateways.scrub import Scrubber, Transcript
@@ -117,10 +117,7 @@ class _DriverBase:
         except Exception as exc:
             # Before any request (a webhook's whole verification happens here): bad input
             # stays the plugin's own paycore error; anything else is the plugin failing.
-            error = run.plugin_error(exc, None)
-            transcript = run.finish(type(error).__name__, keep=isinstance(error, GatewayError))
-            if isinstance(error, GatewayError) and error.transcript is None:
-                error.transcript = transcript
+            error = _plugin_failure(run, exc, None)
             if error is exc:
                 raise
             raise error from exc
@@ -144,11 +141,7 @@ class _DriverBase:
             except StopIteration as stop:
                 return stop.value, run.finish("completed", keep=keep)
             except Exception as exc:
-                error = run.plugin_error(exc, response)
-                if isinstance(error, GatewayError):
-                    error.transcript = run.finish(type(error).__name__, keep=True)
-                else:
-                    run.finish(type(error).__name__, keep=False)
+                error = _plugin_failure(run, exc, response)
                 if error is exc:
                     raise
                 raise error from exc
@@ -180,6 +173,17 @@ class _DriverBase:
             if delay is None:
                 raise run.error(failure) from failure.cause
             yield _Wait(delay)
+
+
+def _plugin_failure(
+    run: ExchangeRun, exc: Exception, response: httpx.Response | None
+) -> PaycoreError:
+    """The error to raise for a plugin that failed, with the exchange's transcript."""
+    error = run.plugin_error(exc, response)
+    transcript = run.finish(type(error).__name__, keep=isinstance(error, GatewayError))
+    if isinstance(error, GatewayError) and error.transcript is None:
+        error.transcript = transcript
+    return error
 
 
 def _default_hooks() -> Any:
