@@ -268,3 +268,33 @@ def test_no_key_or_secret_of_the_dummy_reaches_a_transcript_or_a_log(
     for sentinel in (api_key, webhook_secret, "sk_test_SENTINEL_wrong_99"):
         assert sentinel not in everything
     assert "[REDACTED]" in everything
+
+
+def test_the_async_driver_runs_the_same_plugin_code(gateway, sandbox, payment_request):
+    import asyncio
+
+    from paycore.gateways.driver import AsyncGatewayDriver
+
+    async def life() -> list[Outcome]:
+        async with (
+            httpx.AsyncClient(trust_env=False) as client,
+            AsyncGatewayDriver(gateway, client=client, hooks=None, retry=FAST_RETRIES) as driver,
+        ):
+            exchange = gateway.authorize(payment_request())
+            authorized = await driver.run(exchange, operation="authorize")
+            reference = authorized.gateway_reference
+            captures = [
+                payment_request(
+                    "capture", f"txn_c{i}", gateway_reference=reference, amount=Money(300, "USD")
+                )
+                for i in range(3)
+            ]
+            # Three partial captures of one payment, concurrently, over one client.
+            results = await asyncio.gather(
+                *(driver.run(gateway.capture(c), operation="capture") for c in captures)
+            )
+            return [authorized.outcome, *(r.outcome for r in results)]
+
+    assert asyncio.run(life()) == [Outcome.APPROVED] * 4
+    [payment] = payments(sandbox)
+    assert (payment["amount_captured"], payment["amount_capturable"]) == (900, 100)
