@@ -110,18 +110,19 @@ class _DriverBase:
             scrubber=self.scrubber,
             hooks=self.hooks,
         )
-        try:
-            request = next(exchange)
-        except StopIteration as stop:
-            return stop.value, run.finish("completed", keep=keep)
-        except Exception as exc:
-            # Before any request (a webhook's whole verification happens here): bad input
-            # stays the plugin's own paycore error; anything else is the plugin failing.
-            error = _plugin_failure(run, exc, None)
-            if error is exc:
-                raise
-            raise error from exc
+        response: httpx.Response | None = None
         while True:
+            try:
+                # The first step starts the exchange; a webhook's whole verification
+                # may happen there, before any request.
+                request = next(exchange) if response is None else exchange.send(response)
+            except StopIteration as stop:
+                return stop.value, run.finish("completed", keep=keep)
+            except Exception as exc:
+                error = _plugin_failure(run, exc, response)
+                if error is exc:
+                    raise
+                raise error from exc
             try:
                 response = yield from self._attempts(run, request)
             except GatewayError as failed:
@@ -136,15 +137,6 @@ class _DriverBase:
                 exchange.close()
                 run.finish(f"interrupted ({type(interrupted).__name__})", keep=False)
                 raise
-            try:
-                request = exchange.send(response)
-            except StopIteration as stop:
-                return stop.value, run.finish("completed", keep=keep)
-            except Exception as exc:
-                error = _plugin_failure(run, exc, response)
-                if error is exc:
-                    raise
-                raise error from exc
 
     def _attempts(self, run: ExchangeRun, request: httpx.Request) -> _Step[httpx.Response]:
         attempt = 0
