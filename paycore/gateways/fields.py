@@ -56,9 +56,6 @@ class AnswerReader:
             raise self.error(f"the answer's {key!r} is missing or not an integer")
         return value
 
-    def optional_integer(self, body: Mapping[str, Any], key: str) -> int | None:
-        return None if body.get(key) is None else self.integer(body, key)
-
     def timestamp(self, body: Mapping[str, Any], key: str) -> datetime:
         """Seconds since the epoch, as an aware UTC datetime (years 1970 to 9999)."""
         seconds = self.integer(body, key)
