@@ -8,7 +8,8 @@ The tree::
      ├── UnsupportedOperation      the gateway does not offer this operation
      ├── InvalidRequest            bad input to the API; nothing was changed
      │    ├── InvalidAmount        a float, a non-integer, too many decimals, not positive …
-     │    └── CurrencyMismatch     money of two currencies combined or compared
+     │    ├── CurrencyMismatch     money of two currencies combined or compared
+     │    └── NotFound             no payment or transaction has the id given
      ├── StateError                the payment's state forbids the operation
      ├── IdempotencyConflict       the key was used before for a different request
      ├── PaymentBusy               another mutation of the payment is pending or unknown
@@ -41,6 +42,7 @@ __all__ = [
     "IdempotencyConflict",
     "InvalidAmount",
     "InvalidRequest",
+    "NotFound",
     "OutcomeUnknown",
     "PaycoreError",
     "PaymentBusy",
@@ -103,6 +105,18 @@ class InvalidAmount(InvalidRequest):
 
 class CurrencyMismatch(InvalidRequest):
     """Money of two different currencies was combined or compared."""
+
+
+class NotFound(InvalidRequest):
+    """No payment or transaction has the id given (``kind`` says which was looked up)."""
+
+    def __init__(self, kind: str, identifier: str) -> None:
+        self.kind = kind
+        self.identifier = identifier
+        super().__init__(f"no {kind} {identifier[:64]!r}: check the id")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.kind, self.identifier), self.__dict__)
 
 
 class StateError(PaycoreError):

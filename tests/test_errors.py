@@ -11,6 +11,7 @@ from paycore import errors
 from paycore.errors import (
     ConfigurationError,
     GatewayError,
+    NotFound,
     OutcomeUnknown,
     PaycoreError,
     UnsupportedOperation,
@@ -27,6 +28,8 @@ def every_error() -> list[PaycoreError]:
             made.append(kind("gateways.shop", ["api_key: is required", "mode: must be one of"]))
         elif kind is UnsupportedOperation:
             made.append(kind("shop", "void"))
+        elif kind is NotFound:
+            made.append(kind("payment", "pay_123"))
         else:
             made.append(kind("went wrong"))
     return made

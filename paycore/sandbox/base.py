@@ -8,7 +8,8 @@ the demo use (never faulted, never authenticated: a sandbox listens on loopback)
   faults still ``pending``) or replace the `FaultPlan` (a JSON object of knobs;
   ``{"next": ["drop"]}`` breaks the next request, ``{}`` clears every fault);
 - ``GET /_sandbox/state``: the provider's state as JSON;
-- ``GET /_sandbox/webhooks``: events emitted and every delivery attempt.
+- ``GET /_sandbox/webhooks``: events emitted and every delivery attempt;
+- ``GET /_sandbox/requests``: every API request received (method and path), in order.
 
 A subclass sets ``name`` (its gateway's name), implements `routes`, `snapshot`,
 `gateway_config` and `sign_webhook`, may add `control_routes`, and raises
@@ -183,6 +184,14 @@ class Sandbox:
         """Break the next requests, one fault each, in order."""
         self._fault_injector().queue(*faults)
 
+    @property
+    def requests_received(self) -> tuple[tuple[str, str], ...]:
+        """``(method, path)`` of every API request received, faulted ones included.
+
+        Tests count gateway calls with it ("exactly one POST reached the provider").
+        """
+        return self._fault_injector().received()
+
     # -- webhooks --------------------------------------------------------------------
 
     def emit(self, event: Mapping[str, Any]) -> None:
@@ -228,6 +237,7 @@ class Sandbox:
             Route("/_sandbox/faults", self._post_faults, methods=["POST"]),
             Route("/_sandbox/state", self._get_state, methods=["GET"]),
             Route("/_sandbox/webhooks", self._get_webhooks, methods=["GET"]),
+            Route("/_sandbox/requests", self._get_requests, methods=["GET"]),
         ]
 
     async def _get_faults(self, request: Request) -> Response:
@@ -246,6 +256,10 @@ class Sandbox:
 
     async def _get_state(self, request: Request) -> Response:
         return JSONResponse(self.snapshot())
+
+    async def _get_requests(self, request: Request) -> Response:
+        received = [{"method": method, "path": path} for method, path in self.requests_received]
+        return JSONResponse({"requests": received})
 
     async def _get_webhooks(self, request: Request) -> Response:
         return JSONResponse(

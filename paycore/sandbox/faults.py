@@ -213,7 +213,16 @@ class FaultInjector:
             error_body or {"error": {"message": "injected fault: internal error"}}
         ).encode()
         self._lock = threading.Lock()
+        self._received: list[tuple[str, str]] = []
         self.set_plan(plan or FaultPlan())
+
+    def received(self) -> tuple[tuple[str, str], ...]:
+        """``(method, path)`` of every request that reached the sandbox, in order.
+
+        Control requests (``/_sandbox/…``) are not counted; faulted ones are.
+        """
+        with self._lock:
+            return tuple(self._received)
 
     @property
     def plan(self) -> FaultPlan:
@@ -259,6 +268,8 @@ class FaultInjector:
         if scope["type"] != "http" or scope["path"].startswith(CONTROL_PREFIX):
             await self.app(scope, receive, send)
             return
+        with self._lock:
+            self._received.append((scope["method"], scope["path"]))
         plan = self.plan
         fault = self.choose()
         if plan.latency:

@@ -83,6 +83,7 @@ class PaymentStatus(enum.StrEnum):
 
     NEW = "new"
     REQUIRES_ACTION = "requires_action"
+    PROCESSING = "processing"  # the gateway accepted it; the final answer comes later
     AUTHORIZED = "authorized"
     PARTIALLY_CAPTURED = "partially_captured"
     CAPTURED = "captured"

@@ -394,6 +394,18 @@ def test_control_routes_answer_while_faults_are_queued(api):
     assert api.get("/_sandbox/faults").json()["pending"] == ["error"]
 
 
+def test_the_sandbox_counts_every_api_request_it_received_faulted_or_not(api, sandbox):
+    queue(api, "error")
+    new_payment(api)
+    new_payment(api)
+    api.get("/_sandbox/state")
+
+    expected = [("POST", "/v1/payments"), ("POST", "/v1/payments")]
+    assert list(sandbox.requests_received) == expected
+    listed = api.get("/_sandbox/requests").json()["requests"]
+    assert [(r["method"], r["path"]) for r in listed] == expected
+
+
 def test_a_bad_fault_plan_is_refused(api):
     response = api.post("/_sandbox/faults", json={"error_rate": 2})
 

@@ -1,0 +1,736 @@
+"""The write-ahead bookkeeping of the services: every database step, none of the I/O.
+
+Each mutation takes two short database transactions around the gateway call
+(DESIGN §5), and both live here:
+
+1. `Ledger.begin`: lock the payment, settle idempotency (same key and request: the
+   recorded transaction; same key, other request: `IdempotencyConflict`), refuse a
+   second mutation in flight (`PaymentBusy`), check the state machine and amounts
+   (`paycore.transactions.states`), and insert the transaction as ``pending``.
+2. `Ledger.record`: record the gateway's answer (or the failure), update the
+   payment's totals and status, and queue the hook notifications in the outbox, in
+   one commit. A transaction is only moved from a status `states.can_resolve` allows,
+   so a webhook, a reconciliation and the original caller can race to record one
+   outcome and the first wins.
+
+`Ledger.deliver` runs the hooks after commit. Notifications sit in the outbox until
+delivered, so a process that dies between commit and hooks leaves them for
+`Ledger.redeliver` (reconciliation calls it): hooks are delivered at least once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from attrs import evolve, frozen
+
+from paycore.errors import (
+    IdempotencyConflict,
+    InvalidAmount,
+    InvalidRequest,
+    NotFound,
+    PaymentBusy,
+    UnsupportedOperation,
+)
+from paycore.gateways.base import Gateway, Operation
+from paycore.money import Money
+from paycore.transactions import states
+from paycore.transactions.model import (
+    Customer,
+    DeclineReason,
+    GatewayEvent,
+    GatewayResult,
+    NextAction,
+    Outcome,
+    PaymentMethod,
+    PaymentRequest,
+    PaymentStatus,
+    TransactionStatus,
+    TransactionType,
+)
+from paycore.transactions.records import IN_FLIGHT, UNRESOLVED, Payment, PaymentTransaction
+from paycore.transactions.store import Store, StoreSession
+
+__all__ = [
+    "Begun",
+    "Committed",
+    "Ledger",
+    "Outcome",
+    "Settlement",
+    "new_id",
+]
+
+log = logging.getLogger("paycore.hooks")
+
+TRANSACTION_RECORDED = "transaction_recorded"
+STATUS_CHANGED = "payment_status_changed"
+
+_STATUS_OF_OUTCOME = {
+    Outcome.APPROVED: TransactionStatus.SUCCEEDED,
+    Outcome.PROCESSING: TransactionStatus.PROCESSING,
+    Outcome.ACTION_REQUIRED: TransactionStatus.REQUIRES_ACTION,
+    Outcome.DECLINED: TransactionStatus.DECLINED,
+}
+
+# What a transaction may be settled from, by who settles it.
+SETTLEABLE = UNRESOLVED | {TransactionStatus.REQUIRES_ACTION}
+
+
+def new_id(prefix: str) -> str:
+    """A new random id: ``pay_…``, ``txn_…`` (header- and URL-safe)."""
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def fingerprint(*parts: Any) -> str:
+    """A digest of a request's meaningful fields, to tell a replay from a conflict."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@frozen
+class Begun:
+    """What `Ledger.begin` decided.
+
+    ``action`` is ``"send"`` (call the gateway with ``request``), ``"replay"`` (the
+    key's transaction is recorded: return it), ``"wait"`` (the key's transaction is
+    ``pending``: someone is sending it) or ``"resolve"`` (the key's transaction is
+    ``unknown``: ask the gateway, never resend).
+    """
+
+    action: str
+    payment: Payment
+    transaction: PaymentTransaction
+    request: PaymentRequest | None = None
+
+
+@frozen
+class Settlement:
+    """An outcome to record for a transaction, from an answer, a failure or an event."""
+
+    status: TransactionStatus
+    processed: Money | None = None
+    gateway_reference: str | None = None
+    gateway_transaction_id: str | None = None
+    provider_status: str | None = None
+    decline_reason: DeclineReason | None = None
+    decline_code: str | None = None
+    failure: str | None = None
+    message: str | None = None
+    next_action: NextAction | None = None
+    exchange: str | None = None
+    authorization_expires_at: datetime | None = None
+
+    @classmethod
+    def from_result(cls, result: GatewayResult, *, exchange: str | None = None) -> Settlement:
+        return cls(
+            status=_STATUS_OF_OUTCOME[result.outcome],
+            processed=result.amount,
+            gateway_reference=result.gateway_reference,
+            gateway_transaction_id=result.transaction_reference,
+            provider_status=result.provider_status,
+            decline_reason=result.decline_reason,
+            decline_code=result.decline_code,
+            message=result.message,
+            next_action=result.next_action,
+            exchange=exchange,
+            authorization_expires_at=result.authorization_expires_at,
+        )
+
+    @classmethod
+    def from_event(cls, event: GatewayEvent) -> Settlement:
+        return cls(
+            status=_STATUS_OF_OUTCOME[event.outcome],
+            processed=event.amount,
+            gateway_reference=event.gateway_reference,
+            gateway_transaction_id=event.transaction_reference,
+            provider_status=event.provider_status,
+            decline_reason=event.decline_reason,
+            decline_code=event.decline_code,
+        )
+
+
+@frozen
+class Committed:
+    """The records as committed by one `Ledger.record`, and what to tell the hooks."""
+
+    payment: Payment
+    transaction: PaymentTransaction
+    changed: bool  # False: the transaction had been settled by someone else first
+    previous_status: PaymentStatus
+    outbox: tuple[int, ...] = ()
+
+
+class Ledger:
+    """The database steps of the services, over one `Store`.
+
+    ``gateways`` maps configured gateway names to gateways (their capabilities are
+    checked before anything is written); ``hooks`` is a pluggy hook relay or None;
+    ``clock`` gives aware UTC datetimes.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        gateways: Mapping[str, Gateway],
+        *,
+        hooks: Any | None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.store = store
+        self.gateways = gateways
+        self.hooks = hooks
+        self.clock = clock
+        self._delivered: list[int] = []
+        self._delivered_lock = threading.Lock()
+
+    # -- payments ------------------------------------------------------------------------
+
+    def create_payment(
+        self,
+        *,
+        gateway: str,
+        amount: Money,
+        payment_method: PaymentMethod | None,
+        customer: Customer | None,
+        owner: str | None,
+        description: str | None,
+        return_url: str | None,
+        notification_url: str | None,
+        metadata: Mapping[str, str],
+        idempotency_key: str | None,
+    ) -> Payment:
+        """A new payment (nothing is sent), or the one created before with the same key."""
+        now = self.clock()
+        zero = Money.zero(amount.currency)
+        payment = Payment(
+            id=new_id("pay"),
+            gateway=gateway,
+            amount=amount,
+            status=PaymentStatus.NEW,
+            authorized=zero,
+            captured=zero,
+            refunded=zero,
+            capturable=zero,
+            created_at=now,
+            updated_at=now,
+            owner=owner,
+            payment_method=payment_method,
+            customer=customer,
+            description=description,
+            return_url=return_url,
+            notification_url=notification_url,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
+        )
+        digest = fingerprint(
+            gateway,
+            amount.minor_units,
+            amount.currency.code,
+            None if payment_method is None else (payment_method.type, payment_method.save),
+            owner,
+            dict(metadata),
+        )
+        if idempotency_key is not None:
+            with self.store.reading() as session:
+                found = session.payment_by_key(idempotency_key)
+            if found is not None:
+                return _same_payment(found, digest, idempotency_key)
+        try:
+            with self.store.writing() as session:
+                self._flush_delivered(session)
+                session.insert_payment(payment, fingerprint=digest)
+        except Exception:
+            # Two callers raced with one key: the other one's insert won.
+            if idempotency_key is None:
+                raise
+            with self.store.reading() as session:
+                found = session.payment_by_key(idempotency_key)
+            if found is None:
+                raise
+            return _same_payment(found, digest, idempotency_key)
+        return payment
+
+    def payment(self, payment_id: str) -> Payment:
+        with self.store.reading() as session:
+            payment = session.payment(payment_id)
+        if payment is None:
+            raise NotFound("payment", payment_id)
+        return payment
+
+    def transaction(self, transaction_id: str) -> PaymentTransaction:
+        with self.store.reading() as session:
+            transaction = session.transaction(transaction_id)
+        if transaction is None:
+            raise NotFound("transaction", transaction_id)
+        return transaction
+
+    def transactions(self, payment_id: str) -> tuple[PaymentTransaction, ...]:
+        with self.store.reading() as session:
+            if session.payment(payment_id) is None:
+                raise NotFound("payment", payment_id)
+            return tuple(session.transactions_of(payment_id))
+
+    def payment_and_transaction(self, transaction_id: str) -> tuple[Payment, PaymentTransaction]:
+        with self.store.reading() as session:
+            transaction = session.transaction(transaction_id)
+            if transaction is None:
+                raise NotFound("transaction", transaction_id)
+            payment = session.payment(transaction.payment_id)
+        assert payment is not None  # a foreign key guarantees it
+        return payment, transaction
+
+    # -- step 1: write ahead -------------------------------------------------------------
+
+    def begin(
+        self,
+        payment_id: str,
+        kind: TransactionType,
+        amount: Money | None,
+        *,
+        idempotency_key: str | None,
+        final: bool = False,
+    ) -> Begun:
+        """Step 1 of a mutation; see the module docstring. Nothing is written on error."""
+        if amount is not None and not isinstance(amount, Money):
+            raise InvalidAmount(f"amount must be Money, not {type(amount).__name__}")
+        if not isinstance(final, bool):
+            raise InvalidRequest("final must be True or False")
+        key = uuid.uuid4().hex if idempotency_key is None else _checked_key(idempotency_key)
+        digest = fingerprint(
+            kind.value,
+            None if amount is None else (amount.minor_units, amount.currency.code),
+            final,
+        )
+        with self.store.writing() as session:
+            self._flush_delivered(session)
+            payment = session.payment(payment_id, lock=True)
+            if payment is None:
+                raise NotFound("payment", payment_id)
+            gateway = self._gateway(payment)
+            existing = session.transaction_by_key(payment.id, key)
+            if existing is not None:
+                if existing.fingerprint != digest:
+                    raise IdempotencyConflict(
+                        f"idempotency key {key[:64]!r} was used for another request on "
+                        f"payment {payment.id} ({existing.type} of {existing.amount}): use a "
+                        "new key for a new request"
+                    )
+                if existing.status is not TransactionStatus.FAILED:
+                    return Begun(_ACTION_FOR_EXISTING[existing.status], payment, existing)
+            operation = Operation(kind.value)
+            if not gateway.capabilities.supports(operation):
+                raise UnsupportedOperation(payment.gateway, operation.value)
+            others = session.transactions_of(payment.id)
+            busy = [t for t in others if t.status in IN_FLIGHT]
+            if busy:
+                raise PaymentBusy(
+                    f"payment {payment.id} has a {busy[0].type} {busy[0].status} "
+                    f"({busy[0].id}); retry once it is resolved"
+                )
+            processing = [t for t in others if t.status is TransactionStatus.PROCESSING]
+            to_carry = states.check_mutation(
+                payment, kind, amount, capabilities=gateway.capabilities, processing=processing
+            )
+            now = self.clock()
+            if existing is not None:
+                # Failed means not sent: the same transaction goes again, under its id.
+                transaction = evolve(
+                    existing,
+                    status=TransactionStatus.PENDING,
+                    amount=to_carry,
+                    failure=None,
+                    message=None,
+                    updated_at=now,
+                    resolved_at=None,
+                )
+                session.update_transaction(transaction, expected={TransactionStatus.FAILED})
+            else:
+                transaction = PaymentTransaction(
+                    id=new_id("txn"),
+                    payment_id=payment.id,
+                    type=kind,
+                    status=TransactionStatus.PENDING,
+                    amount=to_carry,
+                    idempotency_key=key,
+                    fingerprint=digest,
+                    created_at=now,
+                    updated_at=now,
+                    parent_id=_parent(kind, others),
+                    final=final,
+                )
+                session.insert_transaction(transaction)
+        return Begun("send", payment, transaction, request_for(payment, transaction))
+
+    # -- step 2 happens elsewhere: the driver ---------------------------------------------
+
+    # -- step 3: record ------------------------------------------------------------------
+
+    def record(
+        self,
+        transaction_id: str,
+        settlement: Settlement,
+        *,
+        expected: frozenset[TransactionStatus] = frozenset({TransactionStatus.PENDING}),
+    ) -> Committed:
+        """Record ``settlement`` for the transaction, if its status is still ``expected``.
+
+        The transaction, the payment's totals and status, and the outbox entries are
+        committed together. When the transaction was settled by someone else first,
+        nothing changes and ``changed`` is False.
+        """
+        now = self.clock()
+        with self.store.writing() as session:
+            self._flush_delivered(session)
+            return self._record_in(session, transaction_id, settlement, expected, now)
+
+    def _record_in(
+        self,
+        session: StoreSession,
+        transaction_id: str,
+        settlement: Settlement,
+        expected: frozenset[TransactionStatus],
+        now: datetime,
+    ) -> Committed:
+        transaction = session.transaction(transaction_id)
+        if transaction is None:
+            raise NotFound("transaction", transaction_id)
+        payment = session.payment(transaction.payment_id, lock=True)
+        assert payment is not None  # a foreign key guarantees it
+        # Read again under the payment's lock: the first read only found the payment.
+        transaction = session.transaction(transaction_id)
+        assert transaction is not None
+        previous = payment.status
+        if transaction.status not in expected or not states.can_resolve(
+            transaction.status, settlement.status
+        ):
+            # Settled by someone else first, or nothing new (still processing).
+            return Committed(payment, transaction, False, previous)
+        settled = _settled(transaction, settlement, now)
+        updated = states.apply_outcome(
+            payment,
+            settled,
+            settled.status,
+            processed=settled.amount if settled.succeeded else None,
+            decline_reason=settled.decline_reason,
+        )
+        if states.moves_backwards(previous, updated.status):
+            log.warning(
+                "payment %s: %s %s would move it from %s back to %s; kept %s",
+                payment.id,
+                settled.type,
+                settled.status,
+                previous,
+                updated.status,
+                previous,
+            )
+            updated = payment
+        updated = _with_references(updated, settled, settlement, now)
+        session.update_transaction(settled, expected=expected)
+        session.update_payment(updated)
+        entries = [
+            session.add_to_outbox(
+                TRANSACTION_RECORDED,
+                payment_id=payment.id,
+                transaction_id=settled.id,
+                previous_status=None,
+                at=now,
+            )
+        ]
+        if updated.status != previous:
+            entries.append(
+                session.add_to_outbox(
+                    STATUS_CHANGED,
+                    payment_id=payment.id,
+                    transaction_id=settled.id,
+                    previous_status=previous,
+                    at=now,
+                )
+            )
+        return Committed(updated, settled, True, previous, tuple(entries))
+
+    def note_check(self, transaction_id: str, *, next_check_at: datetime | None) -> None:
+        """Count a look at the gateway that settled nothing, and when to look next."""
+        with self.store.writing() as session:
+            transaction = session.transaction(transaction_id)
+            if transaction is None or transaction.is_final:
+                return
+            session.update_transaction(
+                evolve(
+                    transaction,
+                    checks=transaction.checks + 1,
+                    next_check_at=next_check_at,
+                    updated_at=self.clock(),
+                ),
+                expected={transaction.status},
+            )
+
+    # -- webhooks ------------------------------------------------------------------------
+
+    def apply_event(self, gateway: str, event: GatewayEvent) -> tuple[str, Committed | None]:
+        """Store a verified event once and settle the transaction it reports.
+
+        Returns the disposition (``"duplicate"``, ``"applied"``, ``"ignored"`` when the
+        transaction was settled already, ``"unmatched"`` when no transaction of the
+        ledger matches) and what was committed.
+        """
+        now = self.clock()
+        try:
+            with self.store.writing() as session:
+                self._flush_delivered(session)
+                transaction = _event_transaction(session, gateway, event)
+                committed = None
+                if transaction is not None:
+                    committed = self._record_in(
+                        session,
+                        transaction.id,
+                        Settlement.from_event(event),
+                        frozenset(SETTLEABLE),
+                        now,
+                    )
+                disposition = (
+                    "unmatched"
+                    if committed is None
+                    else "applied"
+                    if committed.changed
+                    else "ignored"
+                )
+                stored = session.record_event(
+                    {
+                        "gateway": gateway,
+                        "event_id": event.event_id,
+                        "event_type": event.event_type,
+                        "transaction_type": event.transaction_type.value,
+                        "outcome": event.outcome.value,
+                        "occurred_at": event.occurred_at,
+                        "received_at": now,
+                        "payment_id": None if transaction is None else transaction.payment_id,
+                        "transaction_id": None if transaction is None else transaction.id,
+                        "disposition": disposition,
+                    }
+                )
+                if not stored:
+                    raise _Duplicate
+        except _Duplicate:
+            return "duplicate", None
+        return disposition, committed
+
+    # -- hooks ---------------------------------------------------------------------------
+
+    def deliver(self, committed: Committed) -> None:
+        """Call the hooks for a commit, then drop its outbox entries."""
+        if not committed.outbox:
+            return
+        if self.hooks is not None:
+            self._call(
+                "paycore_transaction_recorded",
+                payment=committed.payment,
+                transaction=committed.transaction,
+            )
+            if committed.payment.status != committed.previous_status:
+                self._call(
+                    "paycore_payment_status_changed",
+                    payment=committed.payment,
+                    previous_status=committed.previous_status,
+                    transaction=committed.transaction,
+                )
+        with self._delivered_lock:
+            self._delivered.extend(committed.outbox)
+
+    def redeliver(self, *, older_than: timedelta = timedelta(minutes=1), limit: int = 500) -> int:
+        """Deliver notifications left in the outbox by a process that stopped; how many."""
+        with self.store.writing() as session:
+            self._flush_delivered(session)
+            entries = session.outbox_entries(created_before=self.clock() - older_than, limit=limit)
+        delivered = []
+        for entry in entries:
+            with self.store.reading() as session:
+                payment = session.payment(entry["payment_id"])
+                transaction = (
+                    None
+                    if entry["transaction_id"] is None
+                    else session.transaction(entry["transaction_id"])
+                )
+            if payment is not None and self.hooks is not None:
+                if entry["topic"] == TRANSACTION_RECORDED:
+                    self._call(
+                        "paycore_transaction_recorded", payment=payment, transaction=transaction
+                    )
+                elif entry["topic"] == STATUS_CHANGED:
+                    self._call(
+                        "paycore_payment_status_changed",
+                        payment=payment,
+                        previous_status=PaymentStatus(entry["previous_status"]),
+                        transaction=transaction,
+                    )
+            delivered.append(entry["id"])
+        with self.store.writing() as session:
+            session.remove_from_outbox(delivered)
+        return len(delivered)
+
+    def flush(self) -> None:
+        """Drop the outbox entries delivered so far (the next write does it anyway)."""
+        with self._delivered_lock:
+            if not self._delivered:
+                return
+        with self.store.writing() as session:
+            self._flush_delivered(session)
+
+    def _flush_delivered(self, session: StoreSession) -> None:
+        # Piggybacks on a write that happens anyway, to spare a commit per operation.
+        with self._delivered_lock:
+            ids, self._delivered = self._delivered, []
+        session.remove_from_outbox(ids)
+
+    def _call(self, hook: str, **kwargs: Any) -> None:
+        try:
+            getattr(self.hooks, hook)(**kwargs)
+        except Exception:
+            log.exception("hook %s failed; the operation's result stands", hook)
+
+    def _gateway(self, payment: Payment) -> Gateway:
+        gateway = self.gateways.get(payment.gateway)
+        if gateway is None:
+            raise InvalidRequest(
+                f"payment {payment.id} belongs to gateway {payment.gateway!r}, which is not "
+                "configured here"
+            )
+        return gateway
+
+
+class _Duplicate(Exception):
+    """Rolls back an event's effects: it had been stored before."""
+
+
+_ACTION_FOR_EXISTING = {
+    TransactionStatus.PENDING: "wait",
+    TransactionStatus.UNKNOWN: "resolve",
+    TransactionStatus.PROCESSING: "replay",
+    TransactionStatus.REQUIRES_ACTION: "replay",
+    TransactionStatus.SUCCEEDED: "replay",
+    TransactionStatus.DECLINED: "replay",
+}
+
+
+def request_for(payment: Payment, transaction: PaymentTransaction) -> PaymentRequest:
+    """The `PaymentRequest` a plugin gets for ``transaction`` of ``payment``."""
+    return PaymentRequest(
+        transaction_id=transaction.id,
+        transaction_type=transaction.type,
+        payment_id=payment.id,
+        amount=transaction.amount,
+        gateway_reference=payment.gateway_reference,
+        transaction_reference=transaction.gateway_transaction_id,
+        order_reference=payment.owner,
+        payment_method=payment.payment_method,
+        customer=payment.customer,
+        description=payment.description,
+        return_url=payment.return_url,
+        notification_url=payment.notification_url,
+        final=transaction.final,
+        metadata=payment.metadata,
+    )
+
+
+def _checked_key(key: str) -> str:
+    if not isinstance(key, str) or not 0 < len(key) <= 255 or not key.isprintable():
+        raise InvalidRequest("idempotency_key must be 1 to 255 printable characters")
+    return key
+
+
+def _same_payment(found: tuple[Payment, str | None], digest: str, key: str) -> Payment:
+    payment, recorded = found
+    if recorded != digest:
+        raise IdempotencyConflict(
+            f"idempotency key {key[:64]!r} created payment {payment.id} with other details: "
+            "use a new key for a new payment"
+        )
+    return payment
+
+
+def _parent(kind: TransactionType, others: list[PaymentTransaction]) -> str | None:
+    if kind in states.CREATING:
+        return None
+    for transaction in others:
+        if transaction.type in states.CREATING and transaction.succeeded:
+            return transaction.id
+    return None
+
+
+def _settled(
+    transaction: PaymentTransaction, settlement: Settlement, now: datetime
+) -> PaymentTransaction:
+    processed = settlement.processed
+    amount = transaction.amount
+    if (
+        settlement.status is TransactionStatus.SUCCEEDED
+        and processed is not None
+        and transaction.type is not TransactionType.VOID
+        and processed.currency == amount.currency
+        and 0 < processed.minor_units <= amount.minor_units
+    ):
+        amount = processed  # a partial approval: what the gateway processed counts
+    return evolve(
+        transaction,
+        status=settlement.status,
+        amount=amount,
+        gateway_transaction_id=settlement.gateway_transaction_id
+        or transaction.gateway_transaction_id,
+        provider_status=settlement.provider_status or transaction.provider_status,
+        decline_reason=settlement.decline_reason,
+        decline_code=settlement.decline_code,
+        failure=settlement.failure,
+        message=settlement.message,
+        next_action=settlement.next_action,
+        exchange=settlement.exchange or transaction.exchange,
+        updated_at=now,
+        resolved_at=now if settlement.status.is_final else None,
+    )
+
+
+def _with_references(
+    payment: Payment, transaction: PaymentTransaction, settlement: Settlement, now: datetime
+) -> Payment:
+    changes: dict[str, Any] = {"updated_at": now}
+    if payment.gateway_reference is None and settlement.gateway_reference:
+        changes["gateway_reference"] = settlement.gateway_reference
+    if transaction.type in states.CREATING and settlement.authorization_expires_at is not None:
+        changes["authorization_expires_at"] = settlement.authorization_expires_at
+    return evolve(payment, **changes)
+
+
+def _event_transaction(
+    session: StoreSession, gateway: str, event: GatewayEvent
+) -> PaymentTransaction | None:
+    """The ledger's transaction an event reports, by paycore's id or the provider's."""
+    if event.transaction_id:
+        found = session.transaction(event.transaction_id)
+        if found is not None and found.type is event.transaction_type:
+            payment = session.payment(found.payment_id)
+            if payment is not None and payment.gateway == gateway:
+                return found
+    if not event.gateway_reference:
+        return None
+    payment = session.payment_by_reference(gateway, event.gateway_reference)
+    if payment is None:
+        return None
+    candidates = [
+        t for t in session.transactions_of(payment.id) if t.type is event.transaction_type
+    ]
+    if event.transaction_reference:
+        for transaction in candidates:
+            if transaction.gateway_transaction_id == event.transaction_reference:
+                return transaction
+    if event.transaction_type in states.CREATING and len(candidates) == 1:
+        return candidates[0]
+    return None

@@ -1,0 +1,618 @@
+"""The ledger's tables and every query on them: SQLAlchemy Core 2.x (DESIGN §6).
+
+Four tables: ``payments``, ``transactions`` (unique per payment and idempotency
+key), ``webhook_events`` (unique per gateway and provider event id) and ``outbox``
+(hook notifications committed with the change they report, delivered after commit).
+
+Two databases, one code path:
+
+- **SQLite**, the embedded default: WAL journal, ``synchronous=FULL`` (a commit is
+  on disk when it returns), and ``BEGIN IMMEDIATE`` for writes, so a writer holds the
+  database's write lock from its first statement and never fails midway on a
+  conflict; others wait up to ``busy_timeout``.
+- **PostgreSQL** (psycopg 3) for production and several processes: read committed,
+  and ``SELECT … FOR UPDATE`` on the payment row serialises mutations of one payment.
+
+`Store.writing()` and `Store.reading()` open short database transactions as a
+`StoreSession`; the services never hold one across network I/O. Card data never
+reaches these tables: a payment method is a type and a provider token.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.pool import StaticPool
+
+from paycore.errors import ConfigurationError
+from paycore.money import Money
+from paycore.transactions.model import (
+    Customer,
+    DeclineReason,
+    NextAction,
+    NextActionKind,
+    PaymentMethod,
+    PaymentStatus,
+    TransactionStatus,
+    TransactionType,
+)
+from paycore.transactions.records import Payment, PaymentTransaction
+
+__all__ = ["Store", "StoreSession", "metadata"]
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+_ID = sa.String(64)
+_TEXT_ID = sa.String(255)
+_MONEY = sa.BigInteger()
+_WHEN = sa.DateTime(timezone=True)
+
+payments = sa.Table(
+    "payments",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("gateway", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("amount", _MONEY, nullable=False),
+    sa.Column("authorized", _MONEY, nullable=False),
+    sa.Column("captured", _MONEY, nullable=False),
+    sa.Column("refunded", _MONEY, nullable=False),
+    sa.Column("capturable", _MONEY, nullable=False),
+    sa.Column("owner", _TEXT_ID),
+    sa.Column("gateway_reference", _TEXT_ID),
+    sa.Column("method_type", sa.String(64)),
+    sa.Column("method_token", _TEXT_ID),  # the provider's token, never a card number
+    sa.Column("method_save", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("customer", sa.JSON),
+    sa.Column("description", sa.Text),
+    sa.Column("return_url", sa.Text),
+    sa.Column("notification_url", sa.Text),
+    sa.Column("idempotency_key", _TEXT_ID, unique=True),
+    sa.Column("fingerprint", sa.String(64)),
+    sa.Column("authorization_expires_at", _WHEN),
+    sa.Column("metadata", sa.JSON, nullable=False),
+    sa.Column("created_at", _WHEN, nullable=False),
+    sa.Column("updated_at", _WHEN, nullable=False),
+    sa.Index(None, "owner"),
+    sa.Index(None, "gateway", "gateway_reference"),
+)
+
+transactions = sa.Table(
+    "transactions",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("payment_id", _ID, sa.ForeignKey("payments.id"), nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("amount", _MONEY, nullable=False),
+    sa.Column("idempotency_key", _TEXT_ID, nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("parent_id", _ID),
+    sa.Column("final", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("gateway_transaction_id", _TEXT_ID),
+    sa.Column("provider_status", sa.String(64)),
+    sa.Column("decline_reason", sa.String(32)),
+    sa.Column("decline_code", sa.String(64)),
+    sa.Column("failure", sa.String(64)),
+    sa.Column("message", sa.Text),
+    sa.Column("next_action", sa.JSON),
+    sa.Column("exchange", sa.Text),
+    sa.Column("checks", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_check_at", _WHEN),
+    sa.Column("created_at", _WHEN, nullable=False),
+    sa.Column("updated_at", _WHEN, nullable=False),
+    sa.Column("resolved_at", _WHEN),
+    sa.UniqueConstraint("payment_id", "idempotency_key"),
+    sa.Index(None, "payment_id", "created_at"),
+    # Reconciliation: unresolved transactions older than T.
+    sa.Index(None, "status", "created_at"),
+)
+
+webhook_events = sa.Table(
+    "webhook_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("gateway", sa.String(64), nullable=False),
+    sa.Column("event_id", _TEXT_ID, nullable=False),
+    sa.Column("event_type", sa.String(128), nullable=False),
+    sa.Column("transaction_type", sa.String(16), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("occurred_at", _WHEN, nullable=False),
+    sa.Column("received_at", _WHEN, nullable=False),
+    sa.Column("payment_id", _ID),
+    sa.Column("transaction_id", _ID),
+    sa.Column("disposition", sa.String(16), nullable=False),
+    sa.UniqueConstraint("gateway", "event_id"),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("topic", sa.String(64), nullable=False),
+    sa.Column("payment_id", _ID, nullable=False),
+    sa.Column("transaction_id", _ID),
+    sa.Column("previous_status", sa.String(32)),
+    sa.Column("created_at", _WHEN, nullable=False),
+)
+
+_BEGIN = "paycore_begin"  # execution option read by the SQLite "begin" listener
+SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for SQLite's write lock
+
+
+def _engine_for(url: str, **options: Any) -> Engine:
+    """An engine for ``url``, with paycore's settings for its database."""
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError:
+        raise ConfigurationError("database_url", ["not a database URL"]) from None
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        options.setdefault("pool_pre_ping", True)
+        return sa.create_engine(parsed, **options)
+    if backend != "sqlite":
+        raise ConfigurationError(
+            "database_url", [f"{backend}: paycore stores its ledger in SQLite or PostgreSQL"]
+        )
+    memory = parsed.database in (None, "", ":memory:")
+    connect_args = options.pop("connect_args", {})
+    connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT)
+    connect_args.setdefault("check_same_thread", False)
+    if memory:
+        options.setdefault("poolclass", StaticPool)
+    engine = sa.create_engine(parsed, connect_args=connect_args, **options)
+    _tune_sqlite(engine, memory=memory)
+    return engine
+
+
+def _tune_sqlite(engine: Engine, *, memory: bool) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def connect(dbapi_connection: Any, _: Any) -> None:
+        # paycore issues BEGIN itself (below): the driver's own transaction handling
+        # would start deferred transactions at the first write.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def begin(connection: Connection) -> None:
+        mode = connection.get_execution_options().get(_BEGIN, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Store:
+    """The ledger's database: where payments, transactions, events and the outbox live.
+
+    Build one with `Store.connect` (a URL: ``sqlite:///paycore.db``,
+    ``postgresql://user@host/db``) and create or migrate its schema with `upgrade`.
+    Thread-safe; share one per process and `close` it at the end.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @classmethod
+    def connect(cls, url: str, **engine_options: Any) -> Store:
+        return cls(_engine_for(url, **engine_options))
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Migrate the schema to ``revision`` (the newest by default)."""
+        from paycore.transactions.migrate import upgrade
+
+        upgrade(self.engine, revision)
+
+    def current_revision(self) -> str | None:
+        """The schema revision the database is at (None before the first upgrade)."""
+        from paycore.transactions.migrate import current_revision
+
+        return current_revision(self.engine)
+
+    @contextmanager
+    def writing(self) -> Iterator[StoreSession]:
+        """A database transaction that writes; commits on success, rolls back on error."""
+        with self.engine.connect() as connection:
+            if self.dialect == "sqlite":
+                connection = connection.execution_options(**{_BEGIN: "IMMEDIATE"})
+            with connection.begin():
+                yield StoreSession(connection, locking=self.dialect == "postgresql")
+
+    @contextmanager
+    def reading(self) -> Iterator[StoreSession]:
+        """A database transaction that only reads."""
+        with self.engine.connect() as connection, connection.begin():
+            yield StoreSession(connection, locking=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+class StoreSession:
+    """The queries of one database transaction (from `Store.writing` or `Store.reading`)."""
+
+    def __init__(self, connection: Connection, *, locking: bool) -> None:
+        self.connection = connection
+        self._locking = locking
+
+    # -- payments ----------------------------------------------------------------------
+
+    def insert_payment(self, payment: Payment, *, fingerprint: str | None = None) -> None:
+        self.connection.execute(
+            payments.insert().values(**_payment_values(payment), fingerprint=fingerprint)
+        )
+
+    def update_payment(self, payment: Payment) -> None:
+        values = _payment_values(payment)
+        del values["id"], values["created_at"]
+        self.connection.execute(
+            payments.update().where(payments.c.id == payment.id).values(**values)
+        )
+
+    def payment(self, payment_id: str, *, lock: bool = False) -> Payment | None:
+        """The payment, locked against other writers until commit when ``lock``."""
+        query = payments.select().where(payments.c.id == payment_id)
+        if lock and self._locking:
+            query = query.with_for_update()
+        row = self.connection.execute(query).first()
+        return None if row is None else _payment_from(row._mapping)
+
+    def payment_by_key(self, idempotency_key: str) -> tuple[Payment, str | None] | None:
+        """The payment created with ``idempotency_key``, with its request fingerprint."""
+        row = self.connection.execute(
+            payments.select().where(payments.c.idempotency_key == idempotency_key)
+        ).first()
+        return None if row is None else (_payment_from(row._mapping), row.fingerprint)
+
+    def payment_by_reference(self, gateway: str, gateway_reference: str) -> Payment | None:
+        row = self.connection.execute(
+            payments.select()
+            .where(payments.c.gateway == gateway)
+            .where(payments.c.gateway_reference == gateway_reference)
+            .limit(1)
+        ).first()
+        return None if row is None else _payment_from(row._mapping)
+
+    def payments_of_owner(self, owner: str) -> list[Payment]:
+        rows = self.connection.execute(
+            payments.select().where(payments.c.owner == owner).order_by(payments.c.created_at)
+        )
+        return [_payment_from(row._mapping) for row in rows]
+
+    def count_payments(self) -> int:
+        return int(
+            self.connection.execute(sa.select(sa.func.count()).select_from(payments)).one()[0]
+        )
+
+    # -- transactions ------------------------------------------------------------------
+
+    def insert_transaction(self, transaction: PaymentTransaction) -> None:
+        self.connection.execute(transactions.insert().values(**_transaction_values(transaction)))
+
+    def update_transaction(
+        self, transaction: PaymentTransaction, *, expected: Iterable[TransactionStatus]
+    ) -> bool:
+        """Store ``transaction`` if its stored status is one of ``expected``.
+
+        Returns whether it was stored: False when someone else resolved it first.
+        """
+        values = _transaction_values(transaction)
+        del values["id"], values["created_at"]
+        result = self.connection.execute(
+            transactions.update()
+            .where(transactions.c.id == transaction.id)
+            .where(transactions.c.status.in_([status.value for status in expected]))
+            .values(**values)
+        )
+        return bool(result.rowcount == 1)
+
+    def transaction(self, transaction_id: str) -> PaymentTransaction | None:
+        row = self.connection.execute(
+            transactions.select().where(transactions.c.id == transaction_id)
+        ).first()
+        return None if row is None else _transaction_from(row._mapping)
+
+    def transaction_by_key(
+        self, payment_id: str, idempotency_key: str
+    ) -> PaymentTransaction | None:
+        row = self.connection.execute(
+            transactions.select()
+            .where(transactions.c.payment_id == payment_id)
+            .where(transactions.c.idempotency_key == idempotency_key)
+        ).first()
+        return None if row is None else _transaction_from(row._mapping)
+
+    def transactions_of(
+        self, payment_id: str, *, statuses: Iterable[TransactionStatus] | None = None
+    ) -> list[PaymentTransaction]:
+        """The payment's transactions, oldest first (only ``statuses`` when given)."""
+        query = transactions.select().where(transactions.c.payment_id == payment_id)
+        if statuses is not None:
+            query = query.where(transactions.c.status.in_([status.value for status in statuses]))
+        rows = self.connection.execute(query.order_by(transactions.c.created_at, transactions.c.id))
+        return [_transaction_from(row._mapping) for row in rows]
+
+    def unresolved(
+        self,
+        statuses: Iterable[TransactionStatus],
+        *,
+        created_before: datetime,
+        due_by: datetime | None = None,
+        limit: int | None = None,
+    ) -> list[PaymentTransaction]:
+        """Transactions in ``statuses`` created before ``created_before``, oldest first.
+
+        With ``due_by``, only those whose next check is due by then.
+        """
+        query = (
+            transactions.select()
+            .where(transactions.c.status.in_([status.value for status in statuses]))
+            .where(transactions.c.created_at < created_before)
+        )
+        if due_by is not None:
+            query = query.where(
+                sa.or_(
+                    transactions.c.next_check_at.is_(None), transactions.c.next_check_at <= due_by
+                )
+            )
+        query = query.order_by(transactions.c.created_at, transactions.c.id)
+        if limit is not None:
+            query = query.limit(limit)
+        return [_transaction_from(row._mapping) for row in self.connection.execute(query)]
+
+    # -- webhook events ----------------------------------------------------------------
+
+    def record_event(self, values: Mapping[str, Any]) -> bool:
+        """Store a webhook event once; False when ``(gateway, event_id)`` was stored before."""
+        dialect = self.connection.dialect.name
+        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(webhook_events)
+        result = self.connection.execute(
+            insert.values(**values).on_conflict_do_nothing(index_elements=["gateway", "event_id"])
+        )
+        return bool(result.rowcount == 1)
+
+    def event(self, gateway: str, event_id: str) -> Mapping[str, Any] | None:
+        row = self.connection.execute(
+            webhook_events.select()
+            .where(webhook_events.c.gateway == gateway)
+            .where(webhook_events.c.event_id == event_id)
+        ).first()
+        return None if row is None else dict(row._mapping)
+
+    # -- outbox ------------------------------------------------------------------------
+
+    def add_to_outbox(
+        self,
+        topic: str,
+        *,
+        payment_id: str,
+        transaction_id: str | None,
+        previous_status: PaymentStatus | None,
+        at: datetime,
+    ) -> int:
+        result = self.connection.execute(
+            outbox.insert().values(
+                topic=topic,
+                payment_id=payment_id,
+                transaction_id=transaction_id,
+                previous_status=None if previous_status is None else previous_status.value,
+                created_at=at,
+            )
+        )
+        key = result.inserted_primary_key
+        assert key is not None
+        return int(key[0])
+
+    def outbox_entries(self, *, created_before: datetime, limit: int) -> list[Mapping[str, Any]]:
+        rows = self.connection.execute(
+            outbox.select()
+            .where(outbox.c.created_at < created_before)
+            .order_by(outbox.c.id)
+            .limit(limit)
+        )
+        return [dict(row._mapping) for row in rows]
+
+    def remove_from_outbox(self, ids: Sequence[int]) -> int:
+        """Delete delivered entries; returns how many were still there."""
+        if not ids:
+            return 0
+        result = self.connection.execute(outbox.delete().where(outbox.c.id.in_(list(ids))))
+        return int(result.rowcount)
+
+
+# -- rows <-> records ----------------------------------------------------------------------
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite keeps no offset: paycore writes UTC, so a naive value read back is UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _when(value: datetime) -> datetime:
+    aware = _aware(value)
+    assert aware is not None
+    return aware
+
+
+def _payment_values(payment: Payment) -> dict[str, Any]:
+    method = payment.payment_method
+    return {
+        "id": payment.id,
+        "gateway": payment.gateway,
+        "status": payment.status.value,
+        "currency": payment.amount.currency.code,
+        "amount": payment.amount.minor_units,
+        "authorized": payment.authorized.minor_units,
+        "captured": payment.captured.minor_units,
+        "refunded": payment.refunded.minor_units,
+        "capturable": payment.capturable.minor_units,
+        "owner": payment.owner,
+        "gateway_reference": payment.gateway_reference,
+        "method_type": None if method is None else method.type,
+        "method_token": None if method is None else method.token,
+        "method_save": False if method is None else method.save,
+        "customer": None if payment.customer is None else _customer_values(payment.customer),
+        "description": payment.description,
+        "return_url": payment.return_url,
+        "notification_url": payment.notification_url,
+        "idempotency_key": payment.idempotency_key,
+        "authorization_expires_at": payment.authorization_expires_at,
+        "metadata": dict(payment.metadata),
+        "created_at": payment.created_at,
+        "updated_at": payment.updated_at,
+    }
+
+
+def _customer_values(customer: Customer) -> dict[str, Any]:
+    return {
+        name: value
+        for name in (
+            "reference",
+            "gateway_customer_id",
+            "email",
+            "name",
+            "country",
+            "ip_address",
+            "locale",
+        )
+        if (value := getattr(customer, name)) is not None
+    }
+
+
+def _payment_from(row: Mapping[Any, Any]) -> Payment:
+    currency = row["currency"]
+    method = (
+        None
+        if row["method_type"] is None
+        else PaymentMethod(
+            type=row["method_type"], token=row["method_token"], save=row["method_save"]
+        )
+    )
+    return Payment(
+        id=row["id"],
+        gateway=row["gateway"],
+        amount=Money(row["amount"], currency),
+        status=PaymentStatus(row["status"]),
+        authorized=Money(row["authorized"], currency),
+        captured=Money(row["captured"], currency),
+        refunded=Money(row["refunded"], currency),
+        capturable=Money(row["capturable"], currency),
+        created_at=_when(row["created_at"]),
+        updated_at=_when(row["updated_at"]),
+        owner=row["owner"],
+        gateway_reference=row["gateway_reference"],
+        payment_method=method,
+        customer=None if row["customer"] is None else Customer(**row["customer"]),
+        description=row["description"],
+        return_url=row["return_url"],
+        notification_url=row["notification_url"],
+        idempotency_key=row["idempotency_key"],
+        authorization_expires_at=_aware(row["authorization_expires_at"]),
+        metadata=row["metadata"],
+    )
+
+
+def _transaction_values(transaction: PaymentTransaction) -> dict[str, Any]:
+    action = transaction.next_action
+    return {
+        "id": transaction.id,
+        "payment_id": transaction.payment_id,
+        "type": transaction.type.value,
+        "status": transaction.status.value,
+        "currency": transaction.amount.currency.code,
+        "amount": transaction.amount.minor_units,
+        "idempotency_key": transaction.idempotency_key,
+        "fingerprint": transaction.fingerprint,
+        "parent_id": transaction.parent_id,
+        "final": transaction.final,
+        "gateway_transaction_id": transaction.gateway_transaction_id,
+        "provider_status": transaction.provider_status,
+        "decline_reason": (
+            None if transaction.decline_reason is None else transaction.decline_reason.value
+        ),
+        "decline_code": transaction.decline_code,
+        "failure": transaction.failure,
+        "message": transaction.message,
+        "next_action": None if action is None else _next_action_values(action),
+        "exchange": transaction.exchange,
+        "checks": transaction.checks,
+        "next_check_at": transaction.next_check_at,
+        "created_at": transaction.created_at,
+        "updated_at": transaction.updated_at,
+        "resolved_at": transaction.resolved_at,
+    }
+
+
+def _next_action_values(action: NextAction) -> dict[str, Any]:
+    return {
+        "kind": action.kind.value,
+        "url": action.url,
+        "method": action.method,
+        "parameters": json.loads(json.dumps(dict(action.parameters), default=str)),
+        "expires_at": None if action.expires_at is None else action.expires_at.isoformat(),
+    }
+
+
+def _next_action_from(values: Mapping[str, Any] | None) -> NextAction | None:
+    if values is None:
+        return None
+    expires = values.get("expires_at")
+    return NextAction(
+        kind=NextActionKind(values["kind"]),
+        url=values["url"],
+        method=values.get("method", "GET"),
+        parameters=values.get("parameters") or {},
+        expires_at=None if expires is None else datetime.fromisoformat(expires),
+    )
+
+
+def _transaction_from(row: Mapping[Any, Any]) -> PaymentTransaction:
+    reason = row["decline_reason"]
+    return PaymentTransaction(
+        id=row["id"],
+        payment_id=row["payment_id"],
+        type=TransactionType(row["type"]),
+        status=TransactionStatus(row["status"]),
+        amount=Money(row["amount"], row["currency"]),
+        idempotency_key=row["idempotency_key"],
+        fingerprint=row["fingerprint"],
+        created_at=_when(row["created_at"]),
+        updated_at=_when(row["updated_at"]),
+        parent_id=row["parent_id"],
+        final=row["final"],
+        gateway_transaction_id=row["gateway_transaction_id"],
+        provider_status=row["provider_status"],
+        decline_reason=None if reason is None else DeclineReason(reason),
+        decline_code=row["decline_code"],
+        failure=row["failure"],
+        message=row["message"],
+        next_action=_next_action_from(row["next_action"]),
+        exchange=row["exchange"],
+        checks=row["checks"],
+        next_check_at=_aware(row["next_check_at"]),
+        resolved_at=_aware(row["resolved_at"]),
+    )
