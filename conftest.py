@@ -26,6 +26,7 @@ import pytest
 
 if TYPE_CHECKING:
     from paycore.transactions.model import PaymentRequest
+    from paycore.transactions.store import Store
 
 # stevedore keeps entry-point scans in files under $XDG_CACHE_HOME/python-entrypoints,
 # and reads XDG_CACHE_HOME only once: when it is imported, it builds its module-level
@@ -194,3 +195,128 @@ def payment_request() -> Callable[..., PaymentRequest]:
         return PaymentRequest(**{**fields, **changes})
 
     return build
+
+
+# -- the ledger's database ---------------------------------------------------------------
+
+POSTGRES_URL_ENV = "PAYCORE_TEST_POSTGRES_URL"
+DEFAULT_TEST_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+LEDGER_TABLES = ("payments", "transactions", "webhook_events", "outbox")
+
+# Every test of the ledger runs on both databases; ``-m "not postgres"`` leaves one out.
+LEDGER_DATABASES = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"postgres: needs the PostgreSQL database named by ${POSTGRES_URL_ENV}"
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The PostgreSQL database the tests may use: ``$PAYCORE_TEST_POSTGRES_URL``.
+
+    Its tests are skipped when it cannot be reached, except on CI, where they fail:
+    there a skipped database test would let a broken ledger pass unnoticed.
+    """
+    import sqlalchemy as sa
+
+    from paycore.config import redact_url
+    from paycore.errors import ConfigurationError
+    from paycore.transactions.store import Store
+
+    url = os.environ.get(POSTGRES_URL_ENV, DEFAULT_TEST_POSTGRES_URL)
+    try:
+        probe = Store.connect(url, connect_args={"connect_timeout": 3})
+        try:
+            with probe.engine.connect():
+                pass
+        finally:
+            probe.close()
+    except (ImportError, ConfigurationError, sa.exc.DBAPIError) as error:
+        cause = " ".join(str(getattr(error, "orig", None) or error).split())
+        reason = f"PostgreSQL at {redact_url(url)} (${POSTGRES_URL_ENV}) is unreachable: {cause}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return url
+
+
+@pytest.fixture(scope="session")
+def session_postgres_url(postgres_url: str) -> Iterator[str]:
+    """``postgres_url`` with a schema of this test session's own, migrated.
+
+    Each session gets a fresh schema (dropped at the end), so the tests run on what the
+    migrations build now, and two test sessions on one database never meet. Processes
+    started by the tests reach it through the URL (``options=-csearch_path=…``).
+    """
+    import uuid
+
+    from sqlalchemy.engine import make_url
+
+    from paycore.transactions.store import Store
+
+    schema = f"paycore_test_{uuid.uuid4().hex[:12]}"
+    admin = Store.connect(postgres_url)
+    with admin.engine.begin() as connection:
+        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    url = make_url(postgres_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    session_url = url.render_as_string(hide_password=False)
+    store = Store.connect(session_url)
+    store.upgrade()
+    store.close()
+    try:
+        yield session_url
+    finally:
+        with admin.engine.begin() as connection:
+            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.close()
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres(session_postgres_url: str) -> Iterator[Store]:
+    """A `Store` on the session's migrated PostgreSQL schema."""
+    from paycore.transactions.store import Store
+
+    store = Store.connect(session_postgres_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture(params=LEDGER_DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a migrated ledger database with empty tables, on each database.
+
+    SQLite: a new file. PostgreSQL: the session's database, emptied. For tests that
+    open their own `Store` (other engine options) or start processes.
+    """
+    from paycore.transactions.store import Store
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'ledger.db'}"
+        store = Store.connect(url)
+        try:
+            store.upgrade()
+        finally:
+            store.close()
+        return url
+    postgres: Store = request.getfixturevalue("migrated_postgres")
+    with postgres.engine.begin() as connection:
+        # A test that left a transaction open must not hang the next one.
+        connection.exec_driver_sql("SET LOCAL lock_timeout = '10s'")
+        connection.exec_driver_sql(f"TRUNCATE {', '.join(LEDGER_TABLES)} RESTART IDENTITY CASCADE")
+    return str(request.getfixturevalue("session_postgres_url"))
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    """A `Store` on ``database_url``: migrated, empty, closed after the test."""
+    from paycore.transactions.store import Store
+
+    store = Store.connect(database_url)
+    yield store
+    store.close()

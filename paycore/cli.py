@@ -1,4 +1,4 @@
-"""The ``paycore`` command: installed plugins, settings, sandboxes and the demo.
+"""The ``paycore`` command: installed plugins, settings, the database, sandboxes, the demo.
 
 A mistake (an unknown gateway, a bad settings file, a bad option) prints one
 ``error: …`` line on stderr (a settings file's problems one per line beneath it) and
@@ -9,7 +9,8 @@ by the commands that need them, so ``paycore --help`` starts quickly.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from errno import EADDRINUSE
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from paycore.gateways.base import Capabilities
+    from paycore.transactions.store import Store
 
 __all__ = ["cli", "main"]
 
@@ -265,6 +267,108 @@ def config_check(state: _State) -> None:
     ]
     console.print(f"gateways: {', '.join(configured) or 'none'}")
     console.print("ok")
+
+
+# -- database ------------------------------------------------------------------------
+
+
+@cli.group("db")
+def db_group() -> None:
+    """The ledger's database schema (the database_url setting)."""
+
+
+@db_group.command("upgrade")
+@click.option(
+    "--revision",
+    default="head",
+    show_default=True,
+    metavar="REV",
+    help="The revision to migrate to.",
+)
+@click.pass_obj
+def db_upgrade(state: _State, revision: str) -> None:
+    """Create or migrate the ledger's tables.
+
+    Safe to run again, and from several processes at once: each waits for the one
+    migrating, then finds nothing left to do.
+    """
+    from paycore.transactions.migrate import head_revision, upgrade
+
+    with _ledger(state) as (store, shown_url):
+        before, after = upgrade(store.engine, revision)
+    head = " (head)" if after == head_revision() else ""
+    click.echo(f"database: {shown_url}")
+    if before == after:
+        click.echo(f"revision: {after or 'none'}{head}, unchanged")
+    else:
+        click.echo(f"revision: {before or 'none'} -> {after}{head}")
+
+
+@db_group.command("current")
+@click.pass_obj
+def db_current(state: _State) -> None:
+    """Show the database's schema revision.
+
+    Says whether it is the head: the newest revision this version of paycore knows,
+    which 'paycore db upgrade' migrates to.
+    """
+    from paycore.transactions.migrate import head_revision, known_revisions
+
+    with _ledger(state) as (store, shown_url):
+        current = store.current_revision()
+    head = head_revision()
+    click.echo(f"database: {shown_url}")
+    if current == head:
+        click.echo(f"revision: {current} (head)")
+    elif current is None or current in known_revisions():
+        click.echo(f"revision: {current or 'none'} (not the head {head}: run 'paycore db upgrade')")
+    else:
+        click.echo(f"revision: {current} (unknown to this paycore, whose head is {head})")
+
+
+@contextmanager
+def _ledger(state: _State) -> Iterator[tuple[Store, str]]:
+    """The settings' database, opened, and its URL redacted for display.
+
+    Its failures become one-line errors naming it: a driver's message is quoted on
+    one line, with the URL's password masked should the driver ever repeat it.
+    """
+    import sqlalchemy as sa
+    from alembic.util import CommandError
+
+    from paycore.config import load_settings, redact_url
+    from paycore.transactions.store import Store
+
+    url = load_settings(state.config_path).database_url
+    shown_url = redact_url(url)
+
+    def failure(message: object) -> _Failure:
+        text = " ".join(str(message).split())
+        try:
+            password = sa.engine.make_url(url).password
+        except sa.exc.ArgumentError:
+            password = None
+        if password:
+            text = text.replace(str(password), "***")
+        return _Failure(f"database {shown_url}: {text}")
+
+    try:
+        store = Store.connect(url)
+    except ConfigurationError as error:
+        raise failure("; ".join(error.problems)) from error
+    except ImportError as error:
+        raise failure(
+            f"its driver is not installed (no module {error.name!r}); "
+            "for PostgreSQL, install paycore[postgres]"
+        ) from error
+    try:
+        yield store, shown_url
+    except sa.exc.DBAPIError as error:
+        raise failure(error.orig) from error
+    except (sa.exc.SQLAlchemyError, CommandError) as error:
+        raise failure(error) from error
+    finally:
+        store.close()
 
 
 # -- sandboxes -----------------------------------------------------------------------

@@ -1,16 +1,21 @@
-"""`paycore demo`: a payment's life against a provider sandbox on loopback.
+"""`paycore demo`: payments written ahead in the ledger, against a provider sandbox.
 
-Starts the dummy provider's sandbox and a webhook endpoint, then drives
-authorize → partial capture → partial refund → second capture → status check through
-the real driver, printing what the gateway answered beside the provider's own totals.
-Every webhook the sandbox sends is verified with the gateway's ``handle_webhook``.
+Starts the dummy provider's sandbox and a webhook endpoint on loopback, and a ledger on
+SQLite (the embedded default; a temporary file unless a database URL is given). Then
+drives a payment through `PaymentTransactionServices`: authorize, a partial capture, the
+same capture again under its idempotency key (replayed, not resent), a partial refund,
+a capture whose connection the sandbox drops (retried safely under the same key), and
+a void of the rest; and a second payment whose card is declined. Each row shows the
+ledger's totals beside the provider's own. Every webhook the sandbox sent is then
+verified by the gateway and applied to the ledger, which already knew each outcome.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
-import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,62 +23,44 @@ from attrs import frozen
 from rich.console import Console
 from rich.table import Table
 
-from paycore.gateways.base import Exchange
 from paycore.gateways.driver import GatewayDriver
 from paycore.gateways.dummy import DummyGateway
 from paycore.gateways.dummy_sandbox import DummySandbox
 from paycore.money import Money
 from paycore.sandbox.server import SandboxServer
 from paycore.sandbox.webhook_receiver import ReceivedWebhook, WebhookReceiver
-from paycore.transactions.model import (
-    GatewayResult,
-    PaymentMethod,
-    PaymentRequest,
-    TransactionType,
-)
+from paycore.transactions import states
+from paycore.transactions.model import PaymentMethod
+from paycore.transactions.records import Payment, PaymentTransaction
+from paycore.transactions.services import PaymentTransactionServices
+from paycore.transactions.store import Store
 
 __all__ = ["run_demo"]
 
-
+GATEWAY = "dummy"
 # The sandbox's test tokens (see `paycore.gateways.dummy_sandbox.TEST_TOKENS`).
 VISA = "tok_visa"
 BROKE = "tok_insufficient_funds"
 
 
 @frozen
-class _Step:
+class _Row:
     label: str
-    kind: TransactionType
-    amount: Money
-    token: str | None = None
-    subject: TransactionType | None = None  # for a status check: the type asked about
+    transaction: PaymentTransaction
+    payment: Payment
+    elapsed_ms: float
 
 
-def _steps(currency: str) -> list[_Step]:
-    return [
-        _Step("authorize", TransactionType.AUTHORIZE, Money(10000, currency), VISA),
-        _Step("capture 1 (partial)", TransactionType.CAPTURE, Money(4000, currency)),
-        _Step("refund (partial)", TransactionType.REFUND, Money(1500, currency)),
-        _Step("capture 2", TransactionType.CAPTURE, Money(3500, currency)),
-        _Step(
-            "status of capture 1",
-            TransactionType.FETCH_STATUS,
-            Money(4000, currency),
-            subject=TransactionType.CAPTURE,
-        ),
-        _Step(
-            "authorize (2nd card)",
-            TransactionType.AUTHORIZE,
-            Money(2500, currency),
-            BROKE,
-        ),
-    ]
-
-
-def run_demo(console: Console, *, currency: str = "USD") -> None:
-    """Run the lifecycle and print it as a table."""
+def run_demo(console: Console, *, currency: str = "USD", database_url: str | None = None) -> None:
+    """Run the payments, print them as a table, and check the ledger against the provider."""
     if not console.is_terminal:
-        console.width = max(console.width, 110)  # a log or a pipe: no need to fold
+        console.width = max(console.width, 140)  # a log or a pipe: no need to fold
+    with tempfile.TemporaryDirectory(prefix="paycore-demo-") as folder:
+        url = database_url or f"sqlite:///{Path(folder) / 'paycore.db'}"
+        _run(console, currency, url)
+
+
+def _run(console: Console, currency: str, database_url: str) -> None:
     receiver = WebhookReceiver()
     # Everything here talks to loopback: a proxy from the environment (HTTP_PROXY)
     # must not be used, so the clients ignore it and the driver gets one of them.
@@ -83,110 +70,125 @@ def run_demo(console: Console, *, currency: str = "USD") -> None:
     ):
         receiver.base_url = hooks_server.url
         sandbox = DummySandbox(webhook_url=receiver.url)
-        with SandboxServer(sandbox.app()) as server:
+        # The demo cuts a connection on purpose; uvicorn would log that as an error.
+        with SandboxServer(sandbox.app(), log_level="critical") as server:
             gateway = DummyGateway.from_config(sandbox.gateway_config(server.url))
-            console.print(f"[bold]paycore demo[/]: {gateway.display_name} at {server.url}")
-            with (
-                GatewayDriver(gateway, client=loopback) as driver,
-                httpx.Client(base_url=server.url, trust_env=False) as control,
-            ):
-                table = _lifecycle(driver, gateway, control, currency)
-                sent = len(sandbox.events)
-                deliveries = receiver.wait_for(sent, timeout=5.0)
-            sandbox.close()
-        verified = _verify_webhooks(gateway, deliveries, loopback)
-    console.print(table)
-    console.print(
-        f"webhooks: {sent} sent by the sandbox, {len(deliveries)} delivered, "
-        f"{verified} verified and normalised by the gateway"
+            store = Store.connect(database_url)
+            store.upgrade()
+            console.print(
+                f"[bold]paycore demo[/]: {gateway.display_name} at {server.url}; "
+                f"ledger on {store.dialect}"
+            )
+            driver = GatewayDriver(gateway, client=loopback, hooks=None)
+            with PaymentTransactionServices(store, {GATEWAY: driver}, hooks=None) as services:
+                rows = _payments(services, sandbox, currency)
+                deliveries = receiver.wait_for(len(sandbox.events), timeout=5.0)
+                sandbox.close()
+                applied = _apply_webhooks(services, gateway, deliveries, loopback)
+                provider = {p["id"]: p for p in sandbox.snapshot()["payments"]}
+                console.print(_table(rows, currency))
+                console.print(
+                    f"webhooks: {len(sandbox.events)} sent by the sandbox, {len(deliveries)} "
+                    f"delivered and verified; {applied.get('applied', 0)} settled a "
+                    f"transaction, {applied.get('ignored', 0)} confirmed one already recorded"
+                )
+                console.print(_agreement(services, {row.payment.id for row in rows}, provider))
+
+
+def _payments(
+    services: PaymentTransactionServices, sandbox: DummySandbox, currency: str
+) -> list[_Row]:
+    rows: list[_Row] = []
+
+    def step(label: str, call: Callable[[], PaymentTransaction]) -> None:
+        started = time.perf_counter()
+        transaction = call()
+        elapsed = (time.perf_counter() - started) * 1000
+        rows.append(_Row(label, transaction, services.get_payment(transaction.payment_id), elapsed))
+
+    def money(minor_units: int) -> Money:
+        return Money(minor_units, currency)
+
+    card = PaymentMethod(type="card", token=VISA)
+    first = services.create_payment(money(10000), gateway=GATEWAY, payment_method=card)
+    step("authorize", lambda: services.authorize(first.id))
+    step("capture (partial)", lambda: services.capture(first.id, money(4000), idempotency_key="c1"))
+    step(
+        "same capture, same key",
+        lambda: services.capture(first.id, money(4000), idempotency_key="c1"),
     )
+    step("refund (partial)", lambda: services.refund(first.id, money(1500)))
+    sandbox.queue_faults("drop")  # processed, then the connection is cut
+    step("capture (dropped, retried)", lambda: services.capture(first.id, money(3500)))
+    step("void the rest", lambda: services.void(first.id))
+    declined = PaymentMethod(type="card", token=BROKE)
+    second = services.create_payment(money(2500), gateway=GATEWAY, payment_method=declined)
+    step("authorize (2nd card)", lambda: services.authorize(second.id))
+    return rows
 
 
-def _lifecycle(
-    driver: GatewayDriver, gateway: DummyGateway, control: httpx.Client, currency: str
-) -> Table:
+def _table(rows: list[_Row], currency: str) -> Table:
     table = Table(
-        title=f"A payment's life at {gateway.name!r} (amounts in {currency})",
-        caption="authorized, captured, refunded: the provider's own totals after each step",
+        title=f"Payments written ahead in the ledger (amounts in {currency})",
+        caption="captured, refunded: the ledger's totals after each step",
     )
     table.add_column("step", no_wrap=True)
-    table.add_column("outcome", no_wrap=True)
-    for column in ("amount", "authorized", "captured", "refunded", "ms"):
-        table.add_column(column, justify="right")
-    payment_id = f"pay_{uuid.uuid4().hex[:12]}"
-    reference: str | None = None
-    first_capture: str | None = None
-    for step in _steps(currency):
-        transaction_id = f"txn_{uuid.uuid4().hex[:16]}"
-        if step.subject is TransactionType.CAPTURE and first_capture:
-            transaction_id = first_capture
-        request = PaymentRequest(
-            transaction_id=transaction_id,
-            transaction_type=step.subject or step.kind,
-            payment_id=payment_id,
-            amount=step.amount,
-            gateway_reference=None if step.token else reference,
-            payment_method=PaymentMethod(type="card", token=step.token) if step.token else None,
-        )
-        started = time.perf_counter()
-        result = driver.run(_operation(gateway, step.kind)(request), operation=step.kind.value)
-        elapsed = (time.perf_counter() - started) * 1000
-        if step.kind is TransactionType.AUTHORIZE and reference is None:
-            reference = result.gateway_reference
-        if step.kind is TransactionType.CAPTURE and first_capture is None:
-            first_capture = transaction_id
-        totals = _totals(control, result.gateway_reference or reference)
+    table.add_column("transaction", no_wrap=True)
+    table.add_column("payment", no_wrap=True)
+    for column in ("amount", "captured", "refunded", "attempts", "ms"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for row in rows:
+        transaction, payment = row.transaction, row.payment
+        status = str(transaction.status)
+        if transaction.decline_reason is not None:
+            status = f"{status}: {transaction.decline_reason}"
+        attempts = str(transaction.exchange.count(" -> ") if transaction.exchange else 0)
         table.add_row(
-            step.label,
-            _describe(result),
-            step.amount.to_decimal_string(),
-            *(total.to_decimal_string() if total else "—" for total in totals),
-            f"{elapsed:.1f}",
+            row.label,
+            status,
+            str(payment.status),
+            transaction.amount.to_decimal_string(),
+            payment.captured.to_decimal_string(),
+            payment.refunded.to_decimal_string(),
+            attempts,
+            f"{row.elapsed_ms:.1f}",
         )
     return table
 
 
-def _operation(
-    gateway: DummyGateway, kind: TransactionType
-) -> Callable[[PaymentRequest], Exchange[GatewayResult]]:
-    operations: dict[TransactionType, Callable[[PaymentRequest], Exchange[GatewayResult]]] = {
-        TransactionType.AUTHORIZE: gateway.authorize,
-        TransactionType.CAPTURE: gateway.capture,
-        TransactionType.REFUND: gateway.refund,
-        TransactionType.FETCH_STATUS: gateway.fetch_status,
-    }
-    return operations[kind]
-
-
-def _describe(result: GatewayResult) -> str:
-    if result.decline_reason is not None:
-        return f"{result.outcome}: {result.decline_reason}"
-    return str(result.outcome)
-
-
-def _totals(control: httpx.Client, reference: str | None) -> list[Money | None]:
-    """The provider's own totals for the payment, from the sandbox's state."""
-    payments: list[dict[str, Any]] = control.get("/_sandbox/state").json()["payments"]
-    for payment in payments:
-        if payment["id"] == reference:
-            settled = payment["status"] not in ("requires_action", "processing", "declined")
-            currency = payment["currency"]
-            return [
-                Money(payment["amount"] if settled else 0, currency),
-                Money(payment["amount_captured"], currency),
-                Money(payment["amount_refunded"], currency),
-            ]
-    return [None, None, None]
-
-
-def _verify_webhooks(
-    gateway: DummyGateway, deliveries: tuple[ReceivedWebhook, ...], client: httpx.Client
-) -> int:
-    verified = 0
+def _apply_webhooks(
+    services: PaymentTransactionServices,
+    gateway: DummyGateway,
+    deliveries: tuple[ReceivedWebhook, ...],
+    client: httpx.Client,
+) -> dict[str, int]:
+    dispositions: dict[str, int] = {}
     with GatewayDriver(gateway, client=client, hooks=None) as driver:
         for delivery in deliveries:
             handling = driver.run(
                 gateway.handle_webhook(delivery.as_request()), operation="handle_webhook"
             )
-            verified += len(handling.events)
-    return verified
+            for event in handling.events:
+                result = services.apply_event(GATEWAY, event)
+                dispositions[result.disposition] = dispositions.get(result.disposition, 0) + 1
+    return dispositions
+
+
+def _agreement(
+    services: PaymentTransactionServices, payment_ids: set[str], provider: dict[str, Any]
+) -> str:
+    """One line: whether the ledger's totals equal the provider's, invariants included."""
+    mismatches = []
+    for payment_id in sorted(payment_ids):
+        payment = services.get_payment(payment_id)
+        broken = states.problems(payment, services.list_transactions(payment_id))
+        theirs = provider.get(payment.gateway_reference or "", {})
+        ours = (payment.captured.minor_units, payment.refunded.minor_units)
+        if broken or ours != (theirs.get("amount_captured", 0), theirs.get("amount_refunded", 0)):
+            mismatches.append(payment_id)
+    if mismatches:
+        return f"[red]ledger and provider disagree on {', '.join(mismatches)}[/]"
+    return (
+        f"ledger = provider: captured and refunded totals agree for all {len(payment_ids)} "
+        "payments, and every invariant holds"
+    )

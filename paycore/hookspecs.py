@@ -83,6 +83,7 @@ import pluggy
 if TYPE_CHECKING:
     from paycore.gateways.scrub import Transcript
     from paycore.transactions.model import GatewayEvent, PaymentStatus
+    from paycore.transactions.records import Payment, PaymentTransaction
 
 __all__ = [
     "PROJECT_NAME",
@@ -136,7 +137,7 @@ def paycore_gateway_exchange(gateway: str, operation: str, transcript: Transcrip
 
 
 @hookspec
-def paycore_transaction_recorded(payment: Any, transaction: Any) -> None:
+def paycore_transaction_recorded(payment: Payment, transaction: PaymentTransaction) -> None:
     """A transaction's outcome was recorded; the change is committed.
 
     Called after commit each time a payment transaction's recorded status changes once
@@ -148,12 +149,15 @@ def paycore_transaction_recorded(payment: Any, transaction: Any) -> None:
     replay returns a transaction recorded earlier.
 
     For one change, this hook is called before `paycore_payment_status_changed`.
+    Both are delivered at least once: the notification is committed in the outbox
+    with the change, so when a process stops between the commit and the hooks,
+    reconciliation delivers it later (and may, rarely, deliver it twice).
 
-    :param payment: the payment record the transaction belongs to, as committed with
-        it: status, amount, gateway name and reference, and the totals authorized,
-        captured and refunded, already updated for this transaction.
-    :param transaction: the payment-transaction record as committed: type
-        (``authorize``, ``sale``, ``capture``, ``void``, ``refund``, ``fetch_status``),
+    :param payment: the `paycore.transactions.records.Payment` the transaction belongs
+        to, as committed with it: status, amount, gateway name and reference, and the
+        totals authorized, captured, refunded and capturable, already updated.
+    :param transaction: the `paycore.transactions.records.PaymentTransaction` as
+        committed: type (``authorize``, ``sale``, ``capture``, ``void``, ``refund``),
         status, amount, idempotency key, gateway transaction id, decline reason and
         code, and the parent transaction for captures, voids and refunds.
     :return: nothing; the return value is ignored.
@@ -162,7 +166,7 @@ def paycore_transaction_recorded(payment: Any, transaction: Any) -> None:
 
 @hookspec
 def paycore_payment_status_changed(
-    payment: Any, previous_status: PaymentStatus, transaction: Any | None
+    payment: Payment, previous_status: PaymentStatus, transaction: PaymentTransaction | None
 ) -> None:
     """A payment moved to a new status; the change is committed.
 

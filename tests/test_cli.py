@@ -26,6 +26,8 @@ from paycore.cli import cli
 from paycore.gateways.driver import GatewayDriver
 from paycore.gateways.dummy import DummyGateway
 from paycore.money import Money
+from paycore.transactions.migrate import head_revision
+from paycore.transactions.store import Store
 
 if TYPE_CHECKING:
     from tests.conftest import FakeSite
@@ -194,6 +196,72 @@ def test_paycore_config_is_honoured_without_the_option(tmp_path: Path) -> None:
     assert "surprise: unknown setting" in result.stderr
 
 
+# -- database ------------------------------------------------------------------------
+
+
+def test_db_upgrade_then_current_on_a_new_sqlite_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    env = {"PAYCORE_DATABASE_URL": url}
+    head = head_revision()
+
+    before = run("db", "current", env=env)
+    upgraded = run("db", "upgrade", env=env)
+    again = run("db", "upgrade", env=env)
+    current = run("db", "current", env=env)
+
+    for result in (before, upgraded, again, current):
+        assert result.exit_code == 0, result.output
+        assert result.stdout.splitlines()[0] == f"database: {url}"
+    assert before.stdout.splitlines()[1] == (
+        f"revision: none (not the head {head}: run 'paycore db upgrade')"
+    )
+    assert upgraded.stdout.splitlines()[1] == f"revision: none -> {head} (head)"
+    assert again.stdout.splitlines()[1] == f"revision: {head} (head), unchanged"
+    assert current.stdout.splitlines()[1] == f"revision: {head} (head)"
+    store = Store.connect(url)
+    try:
+        assert store.current_revision() == head
+    finally:
+        store.close()
+
+
+def test_db_upgrade_to_an_unknown_revision_is_a_one_line_error(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+
+    result = run("db", "upgrade", "--revision", "nope", env={"PAYCORE_DATABASE_URL": url})
+
+    line = assert_one_line_error(result, exit_code=1)
+    assert line == f"error: database {url}: Can't locate revision identified by 'nope'"
+    store = Store.connect(url)
+    try:
+        assert store.current_revision() is None
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("command", ["upgrade", "current"])
+def test_an_unreachable_database_is_a_one_line_error_without_its_password(command: str) -> None:
+    url = f"postgresql://pay:{SENTINEL}@127.0.0.1:1/pay?connect_timeout=3"
+
+    result = run("db", command, env={"PAYCORE_DATABASE_URL": url})
+
+    line = assert_one_line_error(result, exit_code=1)
+    assert line.startswith(
+        "error: database postgresql://pay:***@127.0.0.1:1/pay?connect_timeout=3: "
+    )
+    assert SENTINEL not in result.output
+
+
+def test_an_unsupported_database_is_a_one_line_error() -> None:
+    result = run("db", "current", env={"PAYCORE_DATABASE_URL": f"mysql://pay:{SENTINEL}@db/pay"})
+
+    line = assert_one_line_error(result, exit_code=1)
+    assert line == (
+        "error: database mysql://pay:***@db/pay: mysql: paycore stores its ledger in SQLite or "
+        "PostgreSQL"
+    )
+
+
 # -- sandboxes -----------------------------------------------------------------------
 
 
@@ -343,7 +411,10 @@ def test_the_console_script_reports_errors_in_one_line() -> None:
     assert result.stderr.startswith("error: no gateway plugin named 'nosuchpay'")
 
 
-@pytest.mark.parametrize("args", [["--help"], ["gateways", "--help"], ["sandbox", "serve", "-h"]])
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["gateways", "--help"], ["sandbox", "serve", "-h"], ["db", "upgrade", "--help"]],
+)
 def test_help_is_available_for_every_level(args: list[str]) -> None:
     result = run(*args)
 

@@ -16,21 +16,33 @@ def run_demo() -> str:
     return result.output
 
 
-def test_the_demo_prints_the_lifecycle_with_the_providers_totals() -> None:
+def test_the_demo_writes_payments_ahead_and_agrees_with_the_provider() -> None:
     output = run_demo()
     rows = {
         cells[0]: cells[1:]
         for line in output.splitlines()
-        if (cells := [c.strip() for c in re.split(r"[│┃]", line)[1:-1]]) and len(cells) == 7
+        if (cells := [c.strip() for c in re.split(r"[│┃]", line)[1:-1]]) and len(cells) == 8
     }
-    # outcome, amount, authorized, captured, refunded
-    assert rows["authorize"][:5] == ["approved", "100.00", "100.00", "0.00", "0.00"]
-    assert rows["capture 1 (partial)"][:5] == ["approved", "40.00", "100.00", "40.00", "0.00"]
-    assert rows["refund (partial)"][:5] == ["approved", "15.00", "100.00", "40.00", "15.00"]
-    assert rows["capture 2"][:5] == ["approved", "35.00", "100.00", "75.00", "15.00"]
-    assert rows["status of capture 1"][:2] == ["approved", "40.00"]
-    assert rows["authorize (2nd card)"][0] == "declined: insufficient_funds"
-    assert "5 sent by the sandbox, 5 delivered, 5 verified" in output
+    # transaction, payment, amount, captured, refunded, attempts
+    assert rows["authorize"][:5] == ["succeeded", "authorized", "100.00", "0.00", "0.00"]
+    assert rows["capture (partial)"][:5] == [
+        "succeeded",
+        "partially_captured",
+        "40.00",
+        "40.00",
+        "0.00",
+    ]
+    # Replayed from the ledger: same totals, no second capture.
+    assert rows["same capture, same key"][:5] == rows["capture (partial)"][:5]
+    assert rows["refund (partial)"][3:5] == ["40.00", "15.00"]
+    # The sandbox cut the connection after capturing; the retry under the same key
+    # got the first answer, so 35.00 was captured once.
+    assert rows["capture (dropped, retried)"][3:6] == ["75.00", "15.00", "2"]
+    assert rows["void the rest"][:3] == ["succeeded", "partially_refunded", "25.00"]
+    assert rows["authorize (2nd card)"][:2] == ["declined: insufficient_funds", "failed"]
+    assert "6 sent by the sandbox, 6 delivered and verified" in output
+    assert "6 confirmed one already recorded" in output
+    assert "ledger = provider" in output and "every invariant holds" in output
 
 
 def test_the_demo_runs_with_a_proxy_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,4 +52,4 @@ def test_the_demo_runs_with_a_proxy_in_the_environment(monkeypatch: pytest.Monke
     for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.setenv(name, "http://127.0.0.1:9")
 
-    assert "5 sent by the sandbox, 5 delivered, 5 verified" in run_demo()
+    assert "ledger = provider" in run_demo()

@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from attrs import evolve, frozen
 
 from paycore.errors import (
@@ -250,7 +251,7 @@ class Ledger:
             with self.store.writing() as session:
                 self._flush_delivered(session)
                 session.insert_payment(payment, fingerprint=digest)
-        except Exception:
+        except sa.exc.IntegrityError:
             # Two callers raced with one key: the other one's insert won.
             if idempotency_key is None:
                 raise
@@ -318,7 +319,8 @@ class Ledger:
             if payment is None:
                 raise NotFound("payment", payment_id)
             gateway = self._gateway(payment)
-            existing = session.transaction_by_key(payment.id, key)
+            others = session.transactions_of(payment.id)
+            existing = next((t for t in others if t.idempotency_key == key), None)
             if existing is not None:
                 if existing.fingerprint != digest:
                     raise IdempotencyConflict(
@@ -331,7 +333,6 @@ class Ledger:
             operation = Operation(kind.value)
             if not gateway.capabilities.supports(operation):
                 raise UnsupportedOperation(payment.gateway, operation.value)
-            others = session.transactions_of(payment.id)
             busy = [t for t in others if t.status in IN_FLIGHT]
             if busy:
                 raise PaymentBusy(

@@ -388,10 +388,14 @@ class StoreSession:
         """Store a webhook event once; False when ``(gateway, event_id)`` was stored before."""
         dialect = self.connection.dialect.name
         insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(webhook_events)
+        # Whether a row came back, not rowcount: with RETURNING (which SQLAlchemy adds
+        # for PostgreSQL inserts) the driver reports no row count.
         result = self.connection.execute(
-            insert.values(**values).on_conflict_do_nothing(index_elements=["gateway", "event_id"])
+            insert.values(**values)
+            .on_conflict_do_nothing(index_elements=["gateway", "event_id"])
+            .returning(webhook_events.c.id)
         )
-        return bool(result.rowcount == 1)
+        return result.first() is not None
 
     def event(self, gateway: str, event_id: str) -> Mapping[str, Any] | None:
         row = self.connection.execute(
@@ -447,9 +451,12 @@ class StoreSession:
 
 def _aware(value: datetime | None) -> datetime | None:
     # SQLite keeps no offset: paycore writes UTC, so a naive value read back is UTC.
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
+    # PostgreSQL answers in the session's time zone: the same moment, shown in UTC.
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def _when(value: datetime) -> datetime:
