@@ -44,114 +44,17 @@ from paycore.transactions.model import (
     TransactionType,
 )
 from paycore.transactions.records import Payment, PaymentTransaction
+from paycore.transactions.schema import metadata, outbox, payments, transactions, webhook_events
 
-__all__ = ["Store", "StoreSession", "metadata"]
-
-metadata = sa.MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-    }
-)
-
-_ID = sa.String(64)
-_TEXT_ID = sa.String(255)
-_MONEY = sa.BigInteger()
-_WHEN = sa.DateTime(timezone=True)
-
-payments = sa.Table(
-    "payments",
-    metadata,
-    sa.Column("id", _ID, primary_key=True),
-    sa.Column("gateway", sa.String(64), nullable=False),
-    sa.Column("status", sa.String(32), nullable=False),
-    sa.Column("currency", sa.String(3), nullable=False),
-    sa.Column("amount", _MONEY, nullable=False),
-    sa.Column("authorized", _MONEY, nullable=False),
-    sa.Column("captured", _MONEY, nullable=False),
-    sa.Column("refunded", _MONEY, nullable=False),
-    sa.Column("capturable", _MONEY, nullable=False),
-    sa.Column("owner", _TEXT_ID),
-    sa.Column("gateway_reference", _TEXT_ID),
-    sa.Column("method_type", sa.String(64)),
-    sa.Column("method_token", _TEXT_ID),  # the provider's token, never a card number
-    sa.Column("method_save", sa.Boolean, nullable=False, server_default=sa.false()),
-    sa.Column("customer", sa.JSON),
-    sa.Column("description", sa.Text),
-    sa.Column("return_url", sa.Text),
-    sa.Column("notification_url", sa.Text),
-    sa.Column("idempotency_key", _TEXT_ID, unique=True),
-    sa.Column("fingerprint", sa.String(64)),
-    sa.Column("authorization_expires_at", _WHEN),
-    sa.Column("metadata", sa.JSON, nullable=False),
-    sa.Column("created_at", _WHEN, nullable=False),
-    sa.Column("updated_at", _WHEN, nullable=False),
-    sa.Index(None, "owner"),
-    sa.Index(None, "gateway", "gateway_reference"),
-)
-
-transactions = sa.Table(
-    "transactions",
-    metadata,
-    sa.Column("id", _ID, primary_key=True),
-    sa.Column("payment_id", _ID, sa.ForeignKey("payments.id"), nullable=False),
-    sa.Column("type", sa.String(16), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("currency", sa.String(3), nullable=False),
-    sa.Column("amount", _MONEY, nullable=False),
-    sa.Column("idempotency_key", _TEXT_ID, nullable=False),
-    sa.Column("fingerprint", sa.String(64), nullable=False),
-    sa.Column("parent_id", _ID),
-    sa.Column("final", sa.Boolean, nullable=False, server_default=sa.false()),
-    sa.Column("gateway_transaction_id", _TEXT_ID),
-    sa.Column("provider_status", sa.String(64)),
-    sa.Column("decline_reason", sa.String(32)),
-    sa.Column("decline_code", sa.String(64)),
-    sa.Column("failure", sa.String(64)),
-    sa.Column("message", sa.Text),
-    sa.Column("next_action", sa.JSON),
-    sa.Column("exchange", sa.Text),
-    sa.Column("checks", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("next_check_at", _WHEN),
-    sa.Column("created_at", _WHEN, nullable=False),
-    sa.Column("updated_at", _WHEN, nullable=False),
-    sa.Column("resolved_at", _WHEN),
-    sa.UniqueConstraint("payment_id", "idempotency_key"),
-    sa.Index(None, "payment_id", "created_at"),
-    # Reconciliation: unresolved transactions older than T.
-    sa.Index(None, "status", "created_at"),
-)
-
-webhook_events = sa.Table(
-    "webhook_events",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("gateway", sa.String(64), nullable=False),
-    sa.Column("event_id", _TEXT_ID, nullable=False),
-    sa.Column("event_type", sa.String(128), nullable=False),
-    sa.Column("transaction_type", sa.String(16), nullable=False),
-    sa.Column("outcome", sa.String(16), nullable=False),
-    sa.Column("occurred_at", _WHEN, nullable=False),
-    sa.Column("received_at", _WHEN, nullable=False),
-    sa.Column("payment_id", _ID),
-    sa.Column("transaction_id", _ID),
-    sa.Column("disposition", sa.String(16), nullable=False),
-    sa.UniqueConstraint("gateway", "event_id"),
-)
-
-outbox = sa.Table(
+__all__ = [
+    "Store",
+    "StoreSession",
+    "metadata",
     "outbox",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("topic", sa.String(64), nullable=False),
-    sa.Column("payment_id", _ID, nullable=False),
-    sa.Column("transaction_id", _ID),
-    sa.Column("previous_status", sa.String(32)),
-    sa.Column("created_at", _WHEN, nullable=False),
-)
+    "payments",
+    "transactions",
+    "webhook_events",
+]
 
 _BEGIN = "paycore_begin"  # execution option read by the SQLite "begin" listener
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for SQLite's write lock

@@ -11,7 +11,7 @@ from alembic import context
 from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
-from paycore.transactions.store import metadata
+from paycore.transactions.schema import metadata
 
 target_metadata = metadata
 
