@@ -1,4 +1,4 @@
-"""The ``paycore`` command: installed plugins, settings, the database, sandboxes, the demo.
+"""The ``paycore`` command: plugins, settings, the database, reconciliation, sandboxes, the demo.
 
 A mistake (an unknown gateway, a bad settings file, a bad option) prints one
 ``error: …`` line on stderr (a settings file's problems one per line beneath it) and
@@ -22,9 +22,12 @@ from paycore import __version__
 from paycore.errors import ConfigurationError, PaycoreError, PluginError
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from rich.console import Console
 
     from paycore.gateways.base import Capabilities
+    from paycore.transactions.reconcile import ReconcileReport
     from paycore.transactions.store import Store
 
 __all__ = ["cli", "main"]
@@ -369,6 +372,102 @@ def _ledger(state: _State) -> Iterator[tuple[Store, str]]:
         raise failure(error) from error
     finally:
         store.close()
+
+
+# -- reconciliation ------------------------------------------------------------------
+
+
+def _older_than(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
+    """A duration: a whole number and a unit, ``30s``, ``5m``, ``1h`` or ``2d``."""
+    from paycore.errors import InvalidRequest
+    from paycore.transactions.reconcile import parse_duration
+
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except InvalidRequest as error:
+        raise click.BadParameter(str(error)) from error
+
+
+@cli.command()
+@click.option(
+    "--older-than",
+    metavar="DURATION",
+    callback=_older_than,
+    help="Check transactions older than DURATION (30s, 5m, 1h, 2d) instead of 5m.",
+)
+@click.option("--dry-run", is_flag=True, help="List what is due; ask no gateway, record nothing.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Check at most N transactions, oldest first.",
+)
+@click.pass_context
+def reconcile(
+    ctx: click.Context, older_than: timedelta | None, dry_run: bool, limit: int | None
+) -> None:
+    """Ask the gateways about transactions whose outcome the ledger does not know.
+
+    Checks the pending, unknown and processing transactions older than the grace
+    period (5 minutes) whose next check is due, and records what their gateways
+    answer. One that a gateway cannot settle yet (still processing, no record yet, the
+    gateway down) is left as it is, listed, and checked again 1 hour later, then
+    daily: nothing is marked failed by guesswork. Also delivers the hook
+    notifications a stopped process left behind. Uses the settings' database and
+    gateways; run it every few minutes.
+
+    \b
+    Exit status:
+      0  every transaction due was resolved, or none was due (always with --dry-run)
+      1  some transactions stay unresolved (listed), or an error
+      2  a usage error
+    """
+    from paycore.config import load_settings
+    from paycore.transactions.reconcile import Reconciler
+    from paycore.transactions.services import PaymentTransactionServices
+
+    state: _State = ctx.obj
+    settings = load_settings(state.config_path)
+    if not settings.gateways:
+        raise _Failure(
+            f"{settings.subject}: no gateway is configured, so none can be asked; "
+            "add a [gateways.NAME] table"
+        )
+    with _ledger(state) as (store, _):
+        services = PaymentTransactionServices.from_settings(settings, store=store)
+        try:
+            report = Reconciler(services).run(older_than=older_than, dry_run=dry_run, limit=limit)
+        finally:
+            services.close()
+    _print_reconciliation(report)
+    if report.unresolved and not report.dry_run:
+        ctx.exit(1)
+
+
+def _print_reconciliation(report: ReconcileReport) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    console = _console()
+    if report.rows:
+        table = Table("transaction", "type", "amount", "status", "note")
+        for row in report.rows:
+            if report.dry_run:
+                status = Text(row.before.value)
+            else:
+                style = "green" if row.resolved else "red" if row.error else "yellow"
+                status = Text(f"{row.before.value} → {row.after.value}", style=style)
+            table.add_row(
+                Text(row.transaction_id, no_wrap=True),
+                row.type.value,
+                Text(str(row.amount), no_wrap=True),
+                status,
+                Text(row.note),
+            )
+        console.print(table)
+    console.print(Text(report.summary()))
 
 
 # -- sandboxes -----------------------------------------------------------------------

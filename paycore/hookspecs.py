@@ -43,10 +43,12 @@ How paycore calls hooks
   the database transaction that recorded the change has committed. What they receive
   is durable: a reader in another process already sees it. Nothing an implementation
   does can roll it back, and an implementation must not assume it runs inside a
-  database transaction. If the process dies between the commit and the call, the call
-  is lost: a hook is a notification, not a delivery guarantee. Work that must not be
-  lost should be derived from the store (it is the source of truth), not only from
-  hooks.
+  database transaction.
+- **At least once**, for `paycore_transaction_recorded` and
+  `paycore_payment_status_changed`: the notification is committed in the ledger's
+  outbox together with the change. If the process stops between the commit and the
+  call, reconciliation delivers it later; rarely, an implementation may see one
+  notification twice, so make it idempotent (key it by transaction id and status).
 - `paycore_gateway_exchange` is called by the gateway driver, which knows nothing of
   the database: it runs when the exchange with the provider ends, *before* the outcome
   is recorded.

@@ -23,7 +23,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import secrets
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -70,6 +72,10 @@ __all__ = [
 
 log = logging.getLogger("paycore.hooks")
 
+# Seconds after a delivery by which its outbox entries are dropped, at the latest;
+# well below the age at which `Ledger.redeliver` takes entries for leftovers.
+OUTBOX_FLUSH_DELAY = 2.0
+
 TRANSACTION_RECORDED = "transaction_recorded"
 STATUS_CHANGED = "payment_status_changed"
 
@@ -84,9 +90,22 @@ _STATUS_OF_OUTCOME = {
 SETTLEABLE = UNRESOLVED | {TransactionStatus.REQUIRES_ACTION}
 
 
+_last_tick = 0
+_tick_lock = threading.Lock()
+
+
 def new_id(prefix: str) -> str:
-    """A new random id: ``pay_…``, ``txn_…`` (header- and URL-safe)."""
-    return f"{prefix}_{uuid.uuid4().hex}"
+    """A new id such as ``txn_…``: header- and URL-safe, ordered by creation.
+
+    Microseconds since the epoch (strictly increasing within a process), then 64
+    random bits: ids sort in the order they were made, which orders a payment's
+    transactions even when two share a timestamp.
+    """
+    global _last_tick
+    with _tick_lock:
+        _last_tick = max(time.time_ns() // 1000, _last_tick + 1)
+        tick = _last_tick
+    return f"{prefix}_{tick:014x}{secrets.token_hex(8)}"
 
 
 def utc_now() -> datetime:
@@ -194,6 +213,7 @@ class Ledger:
         self.clock = clock
         self._delivered: list[int] = []
         self._delivered_lock = threading.Lock()
+        self._flush_timer: threading.Timer | None = None
 
     # -- payments ------------------------------------------------------------------------
 
@@ -238,8 +258,14 @@ class Ledger:
             gateway,
             amount.minor_units,
             amount.currency.code,
-            None if payment_method is None else (payment_method.type, payment_method.save),
+            None
+            if payment_method is None
+            else (payment_method.type, payment_method.token, payment_method.save),
+            None if customer is None else repr(customer),
             owner,
+            description,
+            return_url,
+            notification_url,
             dict(metadata),
         )
         if idempotency_key is not None:
@@ -425,7 +451,10 @@ class Ledger:
             processed=settled.amount if settled.succeeded else None,
             decline_reason=settled.decline_reason,
         )
-        if states.moves_backwards(previous, updated.status):
+        if updated.totals() == payment.totals() and states.moves_backwards(
+            previous, updated.status
+        ):
+            # Money that moved always counts; only a status alone never goes back.
             log.warning(
                 "payment %s: %s %s would move it from %s back to %s; kept %s",
                 payment.id,
@@ -547,6 +576,13 @@ class Ledger:
                 )
         with self._delivered_lock:
             self._delivered.extend(committed.outbox)
+            if self._flush_timer is None:
+                # The next write drops the entries anyway; the timer covers a process
+                # that writes nothing more for a while, so reconciliation never takes
+                # them for the leftovers of a process that stopped.
+                self._flush_timer = threading.Timer(OUTBOX_FLUSH_DELAY, self._timed_flush)
+                self._flush_timer.daemon = True
+                self._flush_timer.start()
 
     def redeliver(self, *, older_than: timedelta = timedelta(minutes=1), limit: int = 500) -> int:
         """Deliver notifications left in the outbox by a process that stopped; how many."""
@@ -586,6 +622,22 @@ class Ledger:
                 return
         with self.store.writing() as session:
             self._flush_delivered(session)
+
+    def close(self) -> None:
+        """Drop what was delivered and stop the flush timer (before closing the store)."""
+        with self._delivered_lock:
+            timer, self._flush_timer = self._flush_timer, None
+        if timer is not None:
+            timer.cancel()
+        self.flush()
+
+    def _timed_flush(self) -> None:
+        with self._delivered_lock:
+            self._flush_timer = None
+        try:
+            self.flush()
+        except Exception:
+            log.exception("could not drop delivered outbox entries; reconciliation may repeat them")
 
     def _flush_delivered(self, session: StoreSession) -> None:
         # Piggybacks on a write that happens anyway, to spare a commit per operation.

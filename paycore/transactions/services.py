@@ -274,8 +274,11 @@ class _Orchestration:
         self, payment: Payment, transaction: PaymentTransaction
     ) -> _Step[PaymentTransaction]:
         """Someone is sending the key's transaction: wait for its outcome, never resend."""
+        # The sender's budget runs from when it wrote the transaction (a failed one sent
+        # again is rewritten): a retry long after a crash asks the gateway at once.
         budget = self._budget(payment.gateway).total_seconds() + WAIT_MARGIN
-        deadline = time.monotonic() + budget
+        elapsed = (self.clock() - transaction.updated_at).total_seconds()
+        deadline = time.monotonic() + max(0.0, min(budget, budget - elapsed))
         pause = 0.005
         while transaction.status is TransactionStatus.PENDING and time.monotonic() < deadline:
             yield _Pause(pause)
@@ -328,10 +331,11 @@ class _Orchestration:
                 expected=frozenset(UNRESOLVED | {TransactionStatus.REQUIRES_ACTION}),
             )
         )
-        if not committed.changed:
+        if not committed.changed or committed.transaction.status in UNRESOLVED:
+            # Nothing settled (or only unknown -> processing): look again on schedule.
             yield _Db(lambda: self.ledger.note_check(transaction.id, next_check_at=next_check_at))
-            return committed.transaction
-        yield _Db(lambda: self.ledger.deliver(committed))
+        if committed.changed:
+            yield _Db(lambda: self.ledger.deliver(committed))
         return committed.transaction
 
     def _fetch_status(self, transaction_id: str) -> _Step[PaymentTransaction]:
@@ -508,7 +512,7 @@ class PaymentTransactionServices(_Orchestration):
 
     def close(self) -> None:
         """Close the gateways' HTTP clients and the store."""
-        self.ledger.flush()
+        self.ledger.close()
         for driver in self.drivers.values():
             driver.close()
         self.store.close()

@@ -69,6 +69,17 @@ _TERMINAL = frozenset(
     {PaymentStatus.REFUNDED, PaymentStatus.VOIDED, PaymentStatus.FAILED, PaymentStatus.EXPIRED}
 )
 
+# The statuses of a payment before any money moved: the creating transaction's phase.
+_BEFORE_MONEY = frozenset(
+    {
+        PaymentStatus.NEW,
+        PaymentStatus.REQUIRES_ACTION,
+        PaymentStatus.PROCESSING,
+        PaymentStatus.FAILED,
+        PaymentStatus.EXPIRED,
+    }
+)
+
 # Where an unsettled transaction may go next. Final statuses go nowhere.
 _RESOLUTIONS = {
     TransactionStatus.PENDING: frozenset(TransactionStatus) - {TransactionStatus.PENDING},
@@ -150,7 +161,7 @@ def _capture_amount(
 ) -> Money:
     if payment.capturable.is_zero():
         raise StateError(f"payment {payment.id} is {payment.status}: nothing to capture")
-    if not payment.captured.is_zero() and not capabilities.multiple_capture:
+    if (not payment.captured.is_zero() or held.is_positive()) and not capabilities.multiple_capture:
         raise StateError(f"payment {payment.id}: its gateway captures an authorization once")
     available = payment.capturable - held
     wanted = available if amount is None else amount
@@ -173,7 +184,7 @@ def _refund_amount(
 ) -> Money:
     if payment.captured.is_zero():
         raise StateError(f"payment {payment.id} is {payment.status}: nothing captured to refund")
-    if not payment.refunded.is_zero() and not capabilities.multiple_refund:
+    if (not payment.refunded.is_zero() or held.is_positive()) and not capabilities.multiple_refund:
         raise StateError(f"payment {payment.id}: its gateway refunds a payment once")
     available = payment.refundable - held
     wanted = available if amount is None else amount
@@ -285,7 +296,7 @@ def status_of(payment: Payment) -> PaymentStatus:
         if payment.capturable.is_positive():
             return PaymentStatus.AUTHORIZED
         return PaymentStatus.VOIDED
-    return payment.status
+    return payment.status if payment.status in _BEFORE_MONEY else PaymentStatus.NEW
 
 
 def moves_backwards(previous: PaymentStatus, new: PaymentStatus) -> bool:

@@ -1,0 +1,272 @@
+"""AsyncPaymentTransactionServices: the services for an event loop (FastAPI, Starlette …).
+
+The same methods as `paycore.transactions.services.PaymentTransactionServices`, as
+coroutines, with the same rules, results and errors: the orchestration is the one
+written there, carried out here on the loop. Gateways are driven by
+`AsyncGatewayDriver`\\ s; every database call (and the ``paycore_transaction_recorded``
+and ``paycore_payment_status_changed`` hooks called after commit) runs in a worker
+thread, so the ledger never blocks the loop.
+
+Cancellation is never mistaken for a failure. A call cancelled while its request is
+with the provider leaves the transaction ``pending``, exactly as a crash would:
+`fetch_status`, the same call with the same idempotency key, or reconciliation
+(`paycore.transactions.reconcile`) later records what the provider did. A database
+call already running when the cancellation arrives is let finish (a thread cannot be
+stopped) before the cancellation goes on, so nothing of a cancelled call still runs
+once it has raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from paycore.errors import InvalidRequest
+from paycore.gateways.base import Gateway
+from paycore.gateways.driver import AsyncGatewayDriver
+from paycore.money import Money
+from paycore.transactions.ledger import utc_now
+from paycore.transactions.model import (
+    Customer,
+    GatewayEvent,
+    PaymentMethod,
+    TransactionType,
+)
+from paycore.transactions.records import Payment, PaymentTransaction
+from paycore.transactions.services import (
+    EventResult,
+    _check_id,
+    _Db,
+    _Orchestration,
+    _Run,
+    _Step,
+)
+from paycore.transactions.store import Store
+
+__all__ = ["AsyncPaymentTransactionServices"]
+
+T = TypeVar("T")
+
+
+class AsyncPaymentTransactionServices(_Orchestration):
+    """`PaymentTransactionServices` for asyncio; see both modules' docstrings.
+
+    ``gateways`` maps the configured names to gateways, or to `AsyncGatewayDriver`\\ s
+    when you want your own client, retries or hooks per gateway. ``hooks`` is a pluggy
+    hook relay: the installed plugins' by default, None for none. Share one per event
+    loop (its HTTP clients belong to the loop that first used them); ``await``
+    `aclose` at the end, or use ``async with``.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        gateways: Mapping[str, Gateway | AsyncGatewayDriver],
+        *,
+        hooks: Any | None = ...,
+        clock: Callable[[], datetime] = utc_now,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        plain = {name: _gateway_of(value) for name, value in gateways.items()}
+        self._setup(store, plain, hooks=hooks, clock=clock)
+        self.drivers = {
+            name: value
+            if isinstance(value, AsyncGatewayDriver)
+            else AsyncGatewayDriver(value, hooks=self.hooks)
+            for name, value in gateways.items()
+        }
+        self._sleep = sleep
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, store: Store | None = None, **options: Any) -> Self:
+        """Services for a `paycore.config.Settings`: its database and gateways."""
+        from paycore.config import build_gateways
+
+        gateways = build_gateways(settings)
+        return cls(store or Store.connect(settings.database_url), gateways, **options)
+
+    async def create_payment(
+        self,
+        amount: Money,
+        *,
+        gateway: str | None = None,
+        payment_method: PaymentMethod | None = None,
+        customer: Customer | None = None,
+        owner: str | None = None,
+        description: str | None = None,
+        return_url: str | None = None,
+        notification_url: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Payment:
+        """Record a new payment; see `PaymentTransactionServices.create_payment`."""
+        return await self._carry_out(
+            self._create_payment(
+                amount=amount,
+                gateway=gateway,
+                payment_method=payment_method,
+                customer=customer,
+                owner=owner,
+                description=description,
+                return_url=return_url,
+                notification_url=notification_url,
+                metadata=metadata,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    async def authorize(
+        self, payment_id: str, *, idempotency_key: str | None = None
+    ) -> PaymentTransaction:
+        """Reserve the payment's amount; see `PaymentTransactionServices.authorize`."""
+        return await self._carry_out(
+            self._mutate(
+                payment_id, TransactionType.AUTHORIZE, None, idempotency_key=idempotency_key
+            )
+        )
+
+    async def sale(
+        self, payment_id: str, *, idempotency_key: str | None = None
+    ) -> PaymentTransaction:
+        """Authorize and capture in one step; see `PaymentTransactionServices.sale`."""
+        return await self._carry_out(
+            self._mutate(payment_id, TransactionType.SALE, None, idempotency_key=idempotency_key)
+        )
+
+    async def capture(
+        self,
+        payment_id: str,
+        amount: Money | None = None,
+        *,
+        final: bool = False,
+        idempotency_key: str | None = None,
+    ) -> PaymentTransaction:
+        """Capture (part of) an authorization; see `PaymentTransactionServices.capture`."""
+        return await self._carry_out(
+            self._mutate(
+                payment_id,
+                TransactionType.CAPTURE,
+                amount,
+                idempotency_key=idempotency_key,
+                final=final,
+            )
+        )
+
+    async def void(
+        self, payment_id: str, *, idempotency_key: str | None = None
+    ) -> PaymentTransaction:
+        """Release what the authorization holds; see `PaymentTransactionServices.void`."""
+        return await self._carry_out(
+            self._mutate(payment_id, TransactionType.VOID, None, idempotency_key=idempotency_key)
+        )
+
+    async def refund(
+        self, payment_id: str, amount: Money | None = None, *, idempotency_key: str | None = None
+    ) -> PaymentTransaction:
+        """Refund (part of) what was captured; see `PaymentTransactionServices.refund`."""
+        return await self._carry_out(
+            self._mutate(
+                payment_id, TransactionType.REFUND, amount, idempotency_key=idempotency_key
+            )
+        )
+
+    async def fetch_status(self, transaction_id: str) -> PaymentTransaction:
+        """Ask the gateway about an unsettled transaction and record its answer; see
+        `PaymentTransactionServices.fetch_status`."""
+        return await self._carry_out(self._fetch_status(transaction_id))
+
+    async def apply_event(self, gateway: str, event: GatewayEvent) -> EventResult:
+        """Record a verified webhook event once; see `PaymentTransactionServices.apply_event`."""
+        return await self._carry_out(self._apply_event(gateway, event))
+
+    async def get_payment(self, payment_id: str) -> Payment:
+        """The payment as recorded; see `PaymentTransactionServices.get_payment`."""
+        _check_id(payment_id, "payment_id")
+        return await _in_thread(lambda: self.ledger.payment(payment_id))
+
+    async def get_transaction(self, transaction_id: str) -> PaymentTransaction:
+        """The transaction as recorded; see `PaymentTransactionServices.get_transaction`."""
+        _check_id(transaction_id, "transaction_id")
+        return await _in_thread(lambda: self.ledger.transaction(transaction_id))
+
+    async def list_transactions(self, payment_id: str) -> tuple[PaymentTransaction, ...]:
+        """The payment's transactions, oldest first; see
+        `PaymentTransactionServices.list_transactions`."""
+        _check_id(payment_id, "payment_id")
+        return await _in_thread(lambda: self.ledger.transactions(payment_id))
+
+    async def aclose(self) -> None:
+        """Close the gateways' HTTP clients and the store."""
+        await _in_thread(self.ledger.close)
+        for driver in self.drivers.values():
+            await driver.aclose()
+        await _in_thread(self.store.close)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _carry_out(self, steps: _Step[T]) -> T:
+        """`PaymentTransactionServices._carry_out` on the loop.
+
+        An error of a step goes back into the orchestration, which decides what it
+        means; a cancellation (any `BaseException`) does not: the orchestration is
+        closed where it stands and the cancellation goes on to the caller.
+        """
+        value: Any = None
+        error: Exception | None = None
+        try:
+            while True:
+                try:
+                    step = steps.send(value) if error is None else steps.throw(error)
+                except StopIteration as stop:
+                    return stop.value  # type: ignore[no-any-return]
+                value, error = None, None
+                try:
+                    if isinstance(step, _Db):
+                        value = await _in_thread(step.call)
+                    elif isinstance(step, _Run):
+                        driver = self.drivers[step.gateway]
+                        value = await driver.run_recorded(
+                            step.exchange(driver.gateway), operation=str(step.operation)
+                        )
+                    else:
+                        await self._sleep(step.seconds)
+                except Exception as exc:
+                    error = exc
+        finally:
+            steps.close()
+
+
+async def _in_thread(call: Callable[[], T]) -> T:
+    """``call()`` in a worker thread; if cancelled, only once ``call`` has returned."""
+    running = asyncio.ensure_future(asyncio.to_thread(call))
+    try:
+        return await asyncio.shield(running)
+    except asyncio.CancelledError:
+        # The thread cannot be stopped: let the (short) database call commit or roll
+        # back, so the caller's cancellation never overtakes its own write.
+        await asyncio.wait([running])
+        if not running.cancelled():
+            running.exception()  # seen: an error here is the cancelled caller's no more
+        raise
+
+
+def _gateway_of(value: Gateway | AsyncGatewayDriver) -> Gateway:
+    if isinstance(value, AsyncGatewayDriver):
+        return value.gateway
+    if isinstance(value, Gateway):
+        return value
+    raise InvalidRequest(
+        f"a gateway or AsyncGatewayDriver was expected, not {type(value).__name__}"
+    )
