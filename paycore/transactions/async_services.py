@@ -37,6 +37,7 @@ from paycore.transactions.model import (
 )
 from paycore.transactions.records import Payment, PaymentTransaction
 from paycore.transactions.services import (
+    Check,
     EventResult,
     _check_id,
     _Db,
@@ -177,6 +178,11 @@ class AsyncPaymentTransactionServices(_Orchestration):
         """Ask the gateway about an unsettled transaction and record its answer; see
         `PaymentTransactionServices.fetch_status`."""
         return await self._carry_out(self._fetch_status(transaction_id))
+
+    async def check(self, transaction_id: str, *, next_check_at: datetime | None = None) -> Check:
+        """Ask about an unsettled transaction, with the answer; see
+        `PaymentTransactionServices.check`."""
+        return await self._carry_out(self._check(transaction_id, next_check_at))
 
     async def apply_event(self, gateway: str, event: GatewayEvent) -> EventResult:
         """Record a verified webhook event once; see `PaymentTransactionServices.apply_event`."""

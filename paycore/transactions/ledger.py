@@ -86,8 +86,8 @@ _STATUS_OF_OUTCOME = {
     Outcome.DECLINED: TransactionStatus.DECLINED,
 }
 
-# What a transaction may be settled from, by who settles it.
-SETTLEABLE = UNRESOLVED | {TransactionStatus.REQUIRES_ACTION}
+# What a webhook or a check may settle: anything not final.
+SETTLEABLE = frozenset(UNRESOLVED | {TransactionStatus.REQUIRES_ACTION})
 
 
 _last_tick = 0
@@ -489,21 +489,27 @@ class Ledger:
             )
         return Committed(updated, settled, True, previous, tuple(entries))
 
-    def note_check(self, transaction_id: str, *, next_check_at: datetime | None) -> None:
-        """Count a look at the gateway that settled nothing, and when to look next."""
+    def note_check(
+        self, transaction_id: str, *, next_check_at: datetime | None
+    ) -> PaymentTransaction:
+        """Count a look at the gateway that settled nothing, and when to look next.
+
+        Returns the transaction as recorded afterwards (settled meanwhile: unchanged).
+        """
         with self.store.writing() as session:
             transaction = session.transaction(transaction_id)
-            if transaction is None or transaction.is_final:
-                return
-            session.update_transaction(
-                evolve(
-                    transaction,
-                    checks=transaction.checks + 1,
-                    next_check_at=next_check_at,
-                    updated_at=self.clock(),
-                ),
-                expected={transaction.status},
+            if transaction is None:
+                raise NotFound("transaction", transaction_id)
+            if transaction.is_final:
+                return transaction
+            checked = evolve(
+                transaction,
+                checks=transaction.checks + 1,
+                next_check_at=next_check_at,
             )
+            if session.update_transaction(checked, expected={transaction.status}):
+                return checked
+            return session.transaction(transaction_id) or transaction
 
     # -- webhooks ------------------------------------------------------------------------
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from attrs import field, frozen
 
@@ -36,7 +36,7 @@ from paycore.transactions.model import (
     TransactionType,
 )
 from paycore.transactions.records import UNRESOLVED, PaymentTransaction
-from paycore.transactions.services import PaymentTransactionServices, _Run
+from paycore.transactions.services import Check, PaymentTransactionServices
 
 __all__ = [
     "DEFAULT_GRACE",
@@ -287,36 +287,22 @@ class Reconciler:
         """Ask the gateway about one transaction; whatever fails, report it and go on."""
         services = self.services
         next_check_at = self.schedule.next_check(transaction.checks + 1, self.clock())
-        seen = _Seen()
+        check: Check | None = None
         error: str | None = None
-        gateway: str | None = None
         try:
             gateway = services.ledger.payment(transaction.payment_id).gateway
             if failures.get(gateway, 0) >= self.max_failures:
                 return _unasked_row(transaction, gateway, failures[gateway])
-            services._carry_out(
-                _watched(services._resolve(transaction, next_check_at=next_check_at), seen)
-            )
+            check = services.check(transaction.id, next_check_at=next_check_at)
         except Exception as exc:  # one transaction's failure must not stop the run
             log.exception("reconciling transaction %s failed", transaction.id)
             error = _one_line(exc)
-        if seen.error is not None:
-            error = _one_line(seen.error)
-        if gateway is not None and seen.asked:
-            failures[gateway] = failures.get(gateway, 0) + 1 if seen.error is not None else 0
-        try:
-            after = services.ledger.transaction(transaction.id)
-            if after.status in UNRESOLVED and (
-                after.next_check_at is None or after.next_check_at < next_check_at
-            ):
-                # Checked but not scheduled (it moved from unknown to processing, or
-                # the check broke off): back off all the same.
-                services.ledger.note_check(transaction.id, next_check_at=next_check_at)
-                after = services.ledger.transaction(transaction.id)
-        except Exception as exc:
-            log.exception("reading transaction %s after its check failed", transaction.id)
-            error = error or _one_line(exc)
-            after = transaction
+        else:
+            if check.error is not None:
+                error = _one_line(check.error)
+            if check.asked:
+                failures[gateway] = failures.get(gateway, 0) + 1 if check.error else 0
+        after = transaction if check is None else check.transaction
         if error is not None:
             log.warning("checking transaction %s (%s) failed: %s", after.id, after.type, error)
         log.info(
@@ -335,7 +321,12 @@ class Reconciler:
             before=transaction.status,
             after=after.status,
             checks=after.checks,
-            note=_note(after, seen.answer, error, asked=seen.asked),
+            note=_note(
+                after,
+                None if check is None else check.answer,
+                error,
+                asked=check is not None and check.asked,
+            ),
             next_check_at=after.next_check_at if after.status in UNRESOLVED else None,
             error=error,
         )
@@ -351,35 +342,6 @@ class Reconciler:
         except Exception:
             log.exception("redelivering hook notifications failed; the next run tries again")
             return total
-
-
-class _Seen:
-    """What the gateway said when asked about one transaction, or how asking failed."""
-
-    asked = False
-    answer: GatewayResult | None = None
-    error: Exception | None = None
-
-
-def _watched(steps: Generator[Any, Any, T], seen: _Seen) -> Generator[Any, Any, T]:
-    """``steps`` unchanged, noting in ``seen`` the gateway's answer or failure."""
-    value: Any = None
-    error: Exception | None = None
-    while True:
-        try:
-            step = steps.send(value) if error is None else steps.throw(error)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        try:
-            value, error = (yield step), None
-        except Exception as exc:
-            value, error = None, exc
-        if isinstance(step, _Run):
-            seen.asked = True
-            if error is not None:
-                seen.error = error
-            else:
-                seen.answer = getattr(value, "result", None)
 
 
 def _unasked_row(transaction: PaymentTransaction, gateway: str, failed: int) -> ReconcileRow:

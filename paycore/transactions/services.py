@@ -57,11 +57,20 @@ from paycore.errors import (
 from paycore.gateways.base import Exchange, Gateway, Operation
 from paycore.gateways.driver import GatewayDriver, Recorded
 from paycore.money import Money
-from paycore.transactions.ledger import Begun, Committed, Ledger, Settlement, request_for, utc_now
+from paycore.transactions.ledger import (
+    SETTLEABLE,
+    Begun,
+    Committed,
+    Ledger,
+    Settlement,
+    request_for,
+    utc_now,
+)
 from paycore.transactions.model import (
     Customer,
     DeclineReason,
     GatewayEvent,
+    GatewayResult,
     PaymentMethod,
     TransactionStatus,
     TransactionType,
@@ -69,7 +78,7 @@ from paycore.transactions.model import (
 from paycore.transactions.records import UNRESOLVED, Payment, PaymentTransaction
 from paycore.transactions.store import Store
 
-__all__ = ["EventResult", "PaymentTransactionServices"]
+__all__ = ["Check", "EventResult", "PaymentTransactionServices"]
 
 T = TypeVar("T")
 
@@ -79,6 +88,22 @@ NOT_FOUND_MARGIN = timedelta(seconds=30)
 # How long a caller waits for someone else's pending transaction with its key, beyond
 # the gateway's total timeout.
 WAIT_MARGIN = 5.0
+
+
+@frozen
+class Check:
+    """What asking the gateway about one unsettled transaction gave.
+
+    ``transaction`` is as recorded afterwards. ``asked`` says whether the gateway was
+    asked; ``answer`` is what it said, ``error`` why asking failed, ``note`` a line for
+    reports when the transaction stays unsettled.
+    """
+
+    transaction: PaymentTransaction
+    asked: bool
+    answer: GatewayResult | None = None
+    error: PaycoreError | None = None
+    note: str | None = None
 
 
 @frozen
@@ -242,7 +267,7 @@ class _Orchestration:
         if begun.action == "wait":
             return (yield from self._wait_for(begun.payment, begun.transaction))
         if begun.action == "resolve":
-            return (yield from self._resolve(begun.transaction))
+            return (yield from self._resolve(begun.transaction)).transaction
         transaction: PaymentTransaction = begun.transaction
         request = begun.request
         assert request is not None
@@ -286,22 +311,26 @@ class _Orchestration:
             transaction = yield _Db(partial(self.ledger.transaction, transaction.id))
         if transaction.status is TransactionStatus.PENDING:
             # Its sender is gone (or very late): ask the gateway what happened.
-            return (yield from self._resolve(transaction))
+            return (yield from self._resolve(transaction)).transaction
         return transaction
 
     def _resolve(
         self, transaction: PaymentTransaction, *, next_check_at: datetime | None = None
-    ) -> _Step[PaymentTransaction]:
-        """Ask the gateway about an unsettled transaction and record what it says."""
-        if transaction.status not in UNRESOLVED | {TransactionStatus.REQUIRES_ACTION}:
-            return transaction
+    ) -> _Step[Check]:
+        """Ask the gateway about an unsettled transaction and record what it says.
+
+        What stays unsettled is counted as checked, next to be checked at
+        ``next_check_at`` (reconciliation's schedule; None: whenever it is next run).
+        """
+        if transaction.status not in SETTLEABLE:
+            return Check(transaction, asked=False)
         payment, transaction = yield _Db(
             lambda: self.ledger.payment_and_transaction(transaction.id)
         )
         gateway = self.gateways.get(payment.gateway)
         if gateway is None or not gateway.capabilities.supports(Operation.FETCH_STATUS):
-            yield _Db(lambda: self.ledger.note_check(transaction.id, next_check_at=next_check_at))
-            return transaction
+            why = "its gateway is not configured here or cannot fetch a status"
+            return (yield from self._unsettled(transaction, next_check_at, asked=False, note=why))
         request = request_for(payment, transaction)
         try:
             recorded: Recorded[Any] = yield _Run(
@@ -309,39 +338,67 @@ class _Orchestration:
                 lambda gateway: gateway.fetch_status(request),
                 TransactionType.FETCH_STATUS,
             )
-        except PaycoreError:
-            yield _Db(lambda: self.ledger.note_check(transaction.id, next_check_at=next_check_at))
-            latest: PaymentTransaction = yield _Db(partial(self.ledger.transaction, transaction.id))
-            return latest
+        except PaycoreError as error:
+            return (
+                yield from self._unsettled(
+                    transaction, next_check_at, asked=True, note=_one_line(error), error=error
+                )
+            )
         result = recorded.result
         settlement = Settlement.from_result(result, exchange=recorded.transcript.summary())
         if result.decline_reason is DeclineReason.NOT_FOUND:
             settled_after = transaction.created_at + self._budget(payment.gateway)
             if self.clock() < settled_after + NOT_FOUND_MARGIN:
                 # An attempt may still be on its way to the provider: not yet.
-                yield _Db(
-                    lambda: self.ledger.note_check(transaction.id, next_check_at=next_check_at)
+                why = "the provider has no record of it yet; an attempt may still be on its way"
+                return (
+                    yield from self._unsettled(
+                        transaction, next_check_at, asked=True, note=why, answer=result
+                    )
                 )
-                return transaction
             settlement = _not_found(settlement)
         committed: Committed = yield _Db(
-            lambda: self.ledger.record(
-                transaction.id,
-                settlement,
-                expected=frozenset(UNRESOLVED | {TransactionStatus.REQUIRES_ACTION}),
-            )
+            lambda: self.ledger.record(transaction.id, settlement, expected=SETTLEABLE)
         )
-        if not committed.changed or committed.transaction.status in UNRESOLVED:
-            # Nothing settled (or only unknown -> processing): look again on schedule.
-            yield _Db(lambda: self.ledger.note_check(transaction.id, next_check_at=next_check_at))
         if committed.changed:
             yield _Db(lambda: self.ledger.deliver(committed))
-        return committed.transaction
+        if committed.changed and committed.transaction.status not in UNRESOLVED:
+            return Check(committed.transaction, asked=True, answer=result)
+        # Nothing settled (or only unknown -> processing): look again on schedule.
+        return (
+            yield from self._unsettled(
+                committed.transaction,
+                next_check_at,
+                asked=True,
+                note=f"the provider says {result.provider_status or result.outcome}",
+                answer=result,
+            )
+        )
+
+    def _unsettled(
+        self,
+        transaction: PaymentTransaction,
+        next_check_at: datetime | None,
+        *,
+        asked: bool,
+        note: str,
+        answer: GatewayResult | None = None,
+        error: PaycoreError | None = None,
+    ) -> _Step[Check]:
+        checked: PaymentTransaction = yield _Db(
+            lambda: self.ledger.note_check(transaction.id, next_check_at=next_check_at)
+        )
+        return Check(checked, asked=asked, answer=answer, error=error, note=note)
 
     def _fetch_status(self, transaction_id: str) -> _Step[PaymentTransaction]:
         _check_id(transaction_id, "transaction_id")
         transaction: PaymentTransaction = yield _Db(lambda: self.ledger.transaction(transaction_id))
-        return (yield from self._resolve(transaction))
+        return (yield from self._resolve(transaction)).transaction
+
+    def _check(self, transaction_id: str, next_check_at: datetime | None) -> _Step[Check]:
+        _check_id(transaction_id, "transaction_id")
+        transaction: PaymentTransaction = yield _Db(lambda: self.ledger.transaction(transaction_id))
+        return (yield from self._resolve(transaction, next_check_at=next_check_at))
 
     def _apply_event(self, gateway: str, event: GatewayEvent) -> _Step[EventResult]:
         if gateway not in self.gateways:
@@ -493,6 +550,14 @@ class PaymentTransactionServices(_Orchestration):
         """
         return self._carry_out(self._fetch_status(transaction_id))
 
+    def check(self, transaction_id: str, *, next_check_at: datetime | None = None) -> Check:
+        """Like `fetch_status`, with what the gateway said; reconciliation's step.
+
+        A transaction that stays unsettled is counted as checked and scheduled for
+        ``next_check_at``.
+        """
+        return self._carry_out(self._check(transaction_id, next_check_at))
+
     def apply_event(self, gateway: str, event: GatewayEvent) -> EventResult:
         """Record a verified webhook event (from the gateway's ``handle_webhook``) once."""
         return self._carry_out(self._apply_event(gateway, event))
@@ -583,6 +648,11 @@ def _not_found(settlement: Settlement) -> Settlement:
         message=settlement.message or "the provider has no record of this transaction",
         exchange=settlement.exchange,
     )
+
+
+def _one_line(error: Exception) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return f"{type(error).__name__}: {text[:300]}"
 
 
 def _check_id(value: Any, name: str) -> None:

@@ -129,6 +129,7 @@ def test_the_async_facade_has_every_method_of_the_sync_one_with_the_same_paramet
         "void",
         "refund",
         "fetch_status",
+        "check",
         "apply_event",
         "get_payment",
         "get_transaction",
