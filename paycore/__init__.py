@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         IdempotencyConflict,
         InvalidAmount,
         InvalidRequest,
+        NotFound,
         OutcomeUnknown,
         PaycoreError,
         PaymentBusy,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from paycore.gateways.driver import AsyncGatewayDriver, GatewayDriver, Recorded, RetryPolicy
     from paycore.gateways.scrub import Transcript
     from paycore.money import Currency, Money
+    from paycore.transactions.async_services import AsyncPaymentTransactionServices
     from paycore.transactions.model import (
         CheckoutSession,
         Customer,
@@ -54,11 +56,16 @@ if TYPE_CHECKING:
         WebhookReply,
         WebhookRequest,
     )
+    from paycore.transactions.reconcile import Reconciler
+    from paycore.transactions.records import Payment, PaymentTransaction
+    from paycore.transactions.services import PaymentTransactionServices
+    from paycore.transactions.store import Store
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AsyncGatewayDriver",
+    "AsyncPaymentTransactionServices",
     "Capabilities",
     "CheckoutSession",
     "ConfigurationError",
@@ -82,20 +89,26 @@ __all__ = [
     "Money",
     "NextAction",
     "NextActionKind",
+    "NotFound",
     "Operation",
     "Outcome",
     "OutcomeUnknown",
     "PaycoreError",
+    "Payment",
     "PaymentBusy",
     "PaymentMethod",
     "PaymentMethodOption",
     "PaymentRequest",
     "PaymentStatus",
+    "PaymentTransaction",
+    "PaymentTransactionServices",
     "PluginError",
+    "Reconciler",
     "Recorded",
     "RetryPolicy",
     "Settings",
     "StateError",
+    "Store",
     "TransactionStatus",
     "TransactionType",
     "Transcript",
@@ -110,6 +123,7 @@ __all__ = [
 
 _MODULES = {
     "AsyncGatewayDriver": "paycore.gateways.driver",
+    "AsyncPaymentTransactionServices": "paycore.transactions.async_services",
     "Capabilities": "paycore.gateways.base",
     "CheckoutSession": "paycore.transactions.model",
     "ConfigurationError": "paycore.errors",
@@ -133,20 +147,26 @@ _MODULES = {
     "Money": "paycore.money",
     "NextAction": "paycore.transactions.model",
     "NextActionKind": "paycore.transactions.model",
+    "NotFound": "paycore.errors",
     "Operation": "paycore.gateways.base",
     "Outcome": "paycore.transactions.model",
     "OutcomeUnknown": "paycore.errors",
     "PaycoreError": "paycore.errors",
+    "Payment": "paycore.transactions.records",
     "PaymentBusy": "paycore.errors",
     "PaymentMethod": "paycore.transactions.model",
     "PaymentMethodOption": "paycore.transactions.model",
     "PaymentRequest": "paycore.transactions.model",
     "PaymentStatus": "paycore.transactions.model",
+    "PaymentTransaction": "paycore.transactions.records",
+    "PaymentTransactionServices": "paycore.transactions.services",
     "PluginError": "paycore.errors",
+    "Reconciler": "paycore.transactions.reconcile",
     "Recorded": "paycore.gateways.driver",
     "RetryPolicy": "paycore.gateways.driver",
     "Settings": "paycore.config",
     "StateError": "paycore.errors",
+    "Store": "paycore.transactions.store",
     "TransactionStatus": "paycore.transactions.model",
     "TransactionType": "paycore.transactions.model",
     "Transcript": "paycore.gateways.scrub",

@@ -22,6 +22,9 @@ EXPECTED = {
     # the contract and the driver
     "Gateway", "GatewayConfig", "Capabilities", "Operation", "Exchange",
     "GatewayDriver", "AsyncGatewayDriver", "RetryPolicy", "Recorded", "Transcript",
+    # the ledger and the services
+    "Payment", "PaymentTransaction", "PaymentTransactionServices",
+    "AsyncPaymentTransactionServices", "Store", "Reconciler", "NotFound",
     # settings
     "Settings", "load_settings", "build_gateways",
 }  # fmt: skip
