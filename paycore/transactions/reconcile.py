@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -193,7 +193,8 @@ class Reconciler:
     """Checks the ledger's unsettled transactions with their gateways; see the module.
 
     ``grace`` is how old a transaction must be before it is checked: longer than any
-    caller still sending it would take. ``clock`` defaults to the services' clock;
+    caller still sending it would take. Time is the services' ``clock``, so what is
+    due and when "the provider has no record" is final are judged by one clock.
     ``batch`` is how many transactions are read from the database at a time. Once
     ``max_failures`` checks in a row fail against one gateway, a run asks it nothing
     more: its other transactions are reported unchecked and stay due for the next run.
@@ -205,7 +206,6 @@ class Reconciler:
         *,
         grace: timedelta = DEFAULT_GRACE,
         schedule: Schedule | None = None,
-        clock: Callable[[], datetime] | None = None,
         batch: int = 500,
         max_failures: int = 3,
     ) -> None:
@@ -218,7 +218,7 @@ class Reconciler:
         self.services = services
         self.grace = grace
         self.schedule = Schedule() if schedule is None else schedule
-        self.clock = services.clock if clock is None else clock
+        self.clock = services.clock
         self.batch = batch
         self.max_failures = max_failures
 

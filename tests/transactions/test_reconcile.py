@@ -75,7 +75,7 @@ def services(
 
 @pytest.fixture
 def reconciler(services: PaymentTransactionServices, wall: WallClock) -> Reconciler:
-    return Reconciler(services, clock=wall)
+    return Reconciler(services)
 
 
 @pytest.fixture
@@ -267,7 +267,7 @@ def test_a_capture_the_provider_never_received_fails_only_once_no_attempt_can_be
             payment.id, TransactionType.CAPTURE, None, idempotency_key=None
         )
         created = begun.transaction.created_at
-        reconciler = Reconciler(services, clock=wall)
+        reconciler = Reconciler(services)
 
         wall.advance(minutes=6)  # past the grace period, within the exchange's budget
         first = reconciler.run()
@@ -474,7 +474,7 @@ def test_a_gateway_nobody_listens_on_fails_its_checks_and_others_are_still_check
     reachable = pending_sale(two_gateways, "dummy", wall)
     wall.advance(minutes=6)
 
-    report = Reconciler(two_gateways, clock=wall).run()
+    report = Reconciler(two_gateways).run()
 
     down, up = report.rows
     assert down.transaction_id == unreachable.id
@@ -491,7 +491,7 @@ def test_a_run_stops_asking_a_gateway_after_failures_in_a_row_and_leaves_the_res
     unreachable = [pending_sale(two_gateways, "closed", wall) for _ in range(4)]
     reachable = pending_sale(two_gateways, "dummy", wall)
     wall.advance(minutes=6)
-    reconciler = Reconciler(two_gateways, clock=wall, batch=1, max_failures=2)
+    reconciler = Reconciler(two_gateways, batch=1, max_failures=2)
 
     report = reconciler.run()
 
@@ -557,7 +557,7 @@ def test_batches_reach_every_transaction_due(
     sales = [bank_transfer(services) for _ in range(5)]
     wall.advance(minutes=6)
 
-    report = Reconciler(services, clock=wall, batch=2).run()
+    report = Reconciler(services, batch=2).run()
 
     assert sorted(row.transaction_id for row in report.rows) == sorted(s.id for s in sales)
 
@@ -607,7 +607,7 @@ def test_hook_notifications_a_stopped_process_left_are_delivered_by_a_run(
             begun.transaction.id,
             Settlement(status=TransactionStatus.DECLINED, decline_code="card_declined"),
         )
-        reconciler = Reconciler(services, clock=wall)
+        reconciler = Reconciler(services)
 
         dry = reconciler.run(dry_run=True)
         wall.advance(minutes=2)
