@@ -121,7 +121,7 @@ def test_reconcile_shows_what_it_resolved_and_exits_1_while_some_stay_unresolved
     capture = unknown_capture(past_services, paycore_dummy_sandbox)
     sale = bank_transfer(past_services)
     # Their hooks ran: drop the delivered outbox entries, as their next write would.
-    past_services.ledger.flush()
+    past_services.ledger.outbox.flush()
     requests = len(paycore_dummy_sandbox.requests_received)
 
     dry = run("--config", str(settings_file), "reconcile", "--dry-run")

@@ -206,7 +206,7 @@ class AsyncPaymentTransactionServices(_Orchestration):
 
     async def aclose(self) -> None:
         """Close the gateways' HTTP clients and the store."""
-        await _in_thread(self.ledger.close)
+        await _in_thread(self.ledger.outbox.close)
         for driver in self.drivers.values():
             await driver.aclose()
         await _in_thread(self.store.close)

@@ -13,9 +13,8 @@ Each mutation takes two short database transactions around the gateway call
    so a webhook, a reconciliation and the original caller can race to record one
    outcome and the first wins.
 
-`Ledger.deliver` runs the hooks after commit. Notifications sit in the outbox until
-delivered, so a process that dies between commit and hooks leaves them for
-`Ledger.redeliver` (reconciliation calls it): hooks are delivered at least once.
+The hook notifications of step 2 are queued in the outbox in the same commit and
+delivered after it (`paycore.transactions.outbox`).
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -58,6 +57,7 @@ from paycore.transactions.model import (
     TransactionStatus,
     TransactionType,
 )
+from paycore.transactions.outbox import Committed, Outbox
 from paycore.transactions.records import IN_FLIGHT, UNRESOLVED, Payment, PaymentTransaction
 from paycore.transactions.store import Store, StoreSession
 
@@ -70,14 +70,8 @@ __all__ = [
     "new_id",
 ]
 
-log = logging.getLogger("paycore.hooks")
+log = logging.getLogger("paycore.transactions")
 
-# Seconds after a delivery by which its outbox entries are dropped, at the latest;
-# well below the age at which `Ledger.redeliver` takes entries for leftovers.
-OUTBOX_FLUSH_DELAY = 2.0
-
-TRANSACTION_RECORDED = "transaction_recorded"
-STATUS_CHANGED = "payment_status_changed"
 
 _STATUS_OF_OUTCOME = {
     Outcome.APPROVED: TransactionStatus.SUCCEEDED,
@@ -180,17 +174,6 @@ class Settlement:
         )
 
 
-@frozen
-class Committed:
-    """The records as committed by one `Ledger.record`, and what to tell the hooks."""
-
-    payment: Payment
-    transaction: PaymentTransaction
-    changed: bool  # False: the transaction had been settled by someone else first
-    previous_status: PaymentStatus
-    outbox: tuple[int, ...] = ()
-
-
 class Ledger:
     """The database steps of the services, over one `Store`.
 
@@ -211,9 +194,7 @@ class Ledger:
         self.gateways = gateways
         self.hooks = hooks
         self.clock = clock
-        self._delivered: list[int] = []
-        self._delivered_lock = threading.Lock()
-        self._flush_timer: threading.Timer | None = None
+        self.outbox = Outbox(store, hooks, clock=clock)
 
     # -- payments ------------------------------------------------------------------------
 
@@ -275,7 +256,7 @@ class Ledger:
                 return _same_payment(found, digest, idempotency_key)
         try:
             with self.store.writing() as session:
-                self._flush_delivered(session)
+                self.outbox.drop_delivered(session)
                 session.insert_payment(payment, fingerprint=digest)
         except sa.exc.IntegrityError:
             # Two callers raced with one key: the other one's insert won.
@@ -340,7 +321,7 @@ class Ledger:
             final,
         )
         with self.store.writing() as session:
-            self._flush_delivered(session)
+            self.outbox.drop_delivered(session)
             payment = session.payment(payment_id, lock=True)
             if payment is None:
                 raise NotFound("payment", payment_id)
@@ -418,7 +399,7 @@ class Ledger:
         """
         now = self.clock()
         with self.store.writing() as session:
-            self._flush_delivered(session)
+            self.outbox.drop_delivered(session)
             return self._record_in(session, transaction_id, settlement, expected, now)
 
     def _record_in(
@@ -468,26 +449,10 @@ class Ledger:
         updated = _with_references(updated, settled, settlement, now)
         session.update_transaction(settled, expected=expected)
         session.update_payment(updated)
-        entries = [
-            session.add_to_outbox(
-                TRANSACTION_RECORDED,
-                payment_id=payment.id,
-                transaction_id=settled.id,
-                previous_status=None,
-                at=now,
-            )
-        ]
-        if updated.status != previous:
-            entries.append(
-                session.add_to_outbox(
-                    STATUS_CHANGED,
-                    payment_id=payment.id,
-                    transaction_id=settled.id,
-                    previous_status=previous,
-                    at=now,
-                )
-            )
-        return Committed(updated, settled, True, previous, tuple(entries))
+        entries = self.outbox.queue(
+            session, payment=updated, transaction=settled, previous_status=previous, at=now
+        )
+        return Committed(updated, settled, True, previous, entries)
 
     def note_check(
         self, transaction_id: str, *, next_check_at: datetime | None
@@ -523,7 +488,7 @@ class Ledger:
         now = self.clock()
         try:
             with self.store.writing() as session:
-                self._flush_delivered(session)
+                self.outbox.drop_delivered(session)
                 transaction = _event_transaction(session, gateway, event)
                 committed = None
                 if transaction is not None:
@@ -560,102 +525,6 @@ class Ledger:
         except _Duplicate:
             return "duplicate", None
         return disposition, committed
-
-    # -- hooks ---------------------------------------------------------------------------
-
-    def deliver(self, committed: Committed) -> None:
-        """Call the hooks for a commit, then drop its outbox entries."""
-        if not committed.outbox:
-            return
-        if self.hooks is not None:
-            self._call(
-                "paycore_transaction_recorded",
-                payment=committed.payment,
-                transaction=committed.transaction,
-            )
-            if committed.payment.status != committed.previous_status:
-                self._call(
-                    "paycore_payment_status_changed",
-                    payment=committed.payment,
-                    previous_status=committed.previous_status,
-                    transaction=committed.transaction,
-                )
-        with self._delivered_lock:
-            self._delivered.extend(committed.outbox)
-            if self._flush_timer is None:
-                # The next write drops the entries anyway; the timer covers a process
-                # that writes nothing more for a while, so reconciliation never takes
-                # them for the leftovers of a process that stopped.
-                self._flush_timer = threading.Timer(OUTBOX_FLUSH_DELAY, self._timed_flush)
-                self._flush_timer.daemon = True
-                self._flush_timer.start()
-
-    def redeliver(self, *, older_than: timedelta = timedelta(minutes=1), limit: int = 500) -> int:
-        """Deliver notifications left in the outbox by a process that stopped; how many."""
-        with self.store.writing() as session:
-            self._flush_delivered(session)
-            entries = session.outbox_entries(created_before=self.clock() - older_than, limit=limit)
-        delivered = []
-        for entry in entries:
-            with self.store.reading() as session:
-                payment = session.payment(entry["payment_id"])
-                transaction = (
-                    None
-                    if entry["transaction_id"] is None
-                    else session.transaction(entry["transaction_id"])
-                )
-            if payment is not None and self.hooks is not None:
-                if entry["topic"] == TRANSACTION_RECORDED:
-                    self._call(
-                        "paycore_transaction_recorded", payment=payment, transaction=transaction
-                    )
-                elif entry["topic"] == STATUS_CHANGED:
-                    self._call(
-                        "paycore_payment_status_changed",
-                        payment=payment,
-                        previous_status=PaymentStatus(entry["previous_status"]),
-                        transaction=transaction,
-                    )
-            delivered.append(entry["id"])
-        with self.store.writing() as session:
-            session.remove_from_outbox(delivered)
-        return len(delivered)
-
-    def flush(self) -> None:
-        """Drop the outbox entries delivered so far (the next write does it anyway)."""
-        with self._delivered_lock:
-            if not self._delivered:
-                return
-        with self.store.writing() as session:
-            self._flush_delivered(session)
-
-    def close(self) -> None:
-        """Drop what was delivered and stop the flush timer (before closing the store)."""
-        with self._delivered_lock:
-            timer, self._flush_timer = self._flush_timer, None
-        if timer is not None:
-            timer.cancel()
-        self.flush()
-
-    def _timed_flush(self) -> None:
-        with self._delivered_lock:
-            self._flush_timer = None
-        try:
-            self.flush()
-        except Exception:
-            log.exception("could not drop delivered outbox entries; reconciliation may repeat them")
-
-    def _flush_delivered(self, session: StoreSession) -> None:
-        # Piggybacks on a write that happens anyway, to spare a commit per operation.
-        with self._delivered_lock:
-            ids, self._delivered = self._delivered, []
-        session.remove_from_outbox(ids)
-
-    def _call(self, hook: str, **kwargs: Any) -> None:
-        try:
-            getattr(self.hooks, hook)(**kwargs)
-        except Exception:
-            log.exception("hook %s failed; the operation's result stands", hook)
 
     def _gateway(self, payment: Payment) -> Gateway:
         gateway = self.gateways.get(payment.gateway)

@@ -335,7 +335,7 @@ class Reconciler:
         total = 0
         try:
             while True:
-                count = self.services.ledger.redeliver(limit=self.batch)
+                count = self.services.ledger.outbox.redeliver(limit=self.batch)
                 total += count
                 if count < self.batch:
                     return total

@@ -283,7 +283,7 @@ class _Orchestration:
             # The plugin refused before sending (bad input for this gateway).
             refused = _failure(TransactionStatus.FAILED, error)
             committed = yield _Db(lambda: self.ledger.record(transaction.id, refused))
-            yield _Db(lambda: self.ledger.deliver(committed))
+            yield _Db(lambda: self.ledger.outbox.deliver(committed))
             raise
         else:
             settlement = Settlement.from_result(
@@ -292,7 +292,7 @@ class _Orchestration:
         recorded_outcome: Committed = yield _Db(
             lambda: self.ledger.record(transaction.id, settlement)
         )
-        yield _Db(lambda: self.ledger.deliver(recorded_outcome))
+        yield _Db(lambda: self.ledger.outbox.deliver(recorded_outcome))
         return recorded_outcome.transaction
 
     def _wait_for(
@@ -361,7 +361,7 @@ class _Orchestration:
             lambda: self.ledger.record(transaction.id, settlement, expected=SETTLEABLE)
         )
         if committed.changed:
-            yield _Db(lambda: self.ledger.deliver(committed))
+            yield _Db(lambda: self.ledger.outbox.deliver(committed))
         if committed.changed and committed.transaction.status not in UNRESOLVED:
             return Check(committed.transaction, asked=True, answer=result)
         # Nothing settled (or only unknown -> processing): look again on schedule.
@@ -408,7 +408,7 @@ class _Orchestration:
         disposition, committed = yield _Db(lambda: self.ledger.apply_event(gateway, event))
         if committed is None:
             return EventResult(disposition)
-        yield _Db(lambda: self.ledger.deliver(committed))
+        yield _Db(lambda: self.ledger.outbox.deliver(committed))
         return EventResult(disposition, committed.payment, committed.transaction)
 
     def _budget(self, gateway: str) -> timedelta:
@@ -577,7 +577,7 @@ class PaymentTransactionServices(_Orchestration):
 
     def close(self) -> None:
         """Close the gateways' HTTP clients and the store."""
-        self.ledger.close()
+        self.ledger.outbox.close()
         for driver in self.drivers.values():
             driver.close()
         self.store.close()

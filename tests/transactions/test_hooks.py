@@ -290,10 +290,10 @@ def test_a_notification_left_in_the_outbox_is_delivered_later_exactly_once(
 
     # Reconciliation, in another process: not while the first may still deliver them.
     reconciler = Ledger(store, hooked.gateways, hooks=manager.hook)
-    assert reconciler.redeliver(older_than=timedelta(minutes=1)) == 0
+    assert reconciler.outbox.redeliver(older_than=timedelta(minutes=1)) == 0
     assert observer.calls == []
-    delivered = reconciler.redeliver(older_than=timedelta(0))
-    again = reconciler.redeliver(older_than=timedelta(0))
+    delivered = reconciler.outbox.redeliver(older_than=timedelta(0))
+    again = reconciler.outbox.redeliver(older_than=timedelta(0))
 
     assert (delivered, again) == (2, 0)
     assert observer.summary() == [
@@ -309,5 +309,5 @@ def test_notifications_delivered_in_process_are_not_delivered_again(
 ):
     hooked.authorize(card_payment(hooked).id)
 
-    assert hooked.ledger.redeliver(older_than=timedelta(0)) == 0
+    assert hooked.ledger.outbox.redeliver(older_than=timedelta(0)) == 0
     assert len(observer.calls) == 2

@@ -1,0 +1,184 @@
+"""Hook notifications, committed with the change they report and delivered after it.
+
+When the ledger records an outcome, the same database transaction queues what the
+hooks must hear (`Outbox.queue`): "transaction recorded", and "payment status
+changed" when it did. After commit, `Outbox.deliver` calls the hooks and the entries
+are dropped. A process that stops between the commit and the hooks leaves its entries
+behind; `Outbox.redeliver` (run by reconciliation) delivers those, so hooks are
+delivered at least once.
+
+Dropping delivered entries costs no commit of its own: the next write of the same
+process does it (`drop_delivered`), or a timer a couple of seconds later, so entries
+of a live process never look like leftovers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from attrs import frozen
+
+from paycore.transactions.model import PaymentStatus
+from paycore.transactions.records import Payment, PaymentTransaction
+from paycore.transactions.store import Store, StoreSession
+
+__all__ = ["FLUSH_DELAY", "Committed", "Outbox"]
+
+log = logging.getLogger("paycore.hooks")
+
+# Seconds after a delivery by which its entries are dropped, at the latest; well below
+# the age at which `Outbox.redeliver` takes entries for leftovers.
+FLUSH_DELAY = 2.0
+REDELIVER_AFTER = timedelta(minutes=1)
+
+TRANSACTION_RECORDED = "transaction_recorded"
+STATUS_CHANGED = "payment_status_changed"
+
+
+@frozen
+class Committed:
+    """The records as committed by one outcome, and the outbox entries for its hooks."""
+
+    payment: Payment
+    transaction: PaymentTransaction
+    changed: bool  # False: the transaction had been settled by someone else first
+    previous_status: PaymentStatus
+    outbox: tuple[int, ...] = ()
+
+
+class Outbox:
+    """The outbox of one `Store`; ``hooks`` is a pluggy hook relay, or None for none."""
+
+    def __init__(self, store: Store, hooks: Any | None, *, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.hooks = hooks
+        self.clock = clock
+        self._delivered: list[int] = []
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def queue(
+        self,
+        session: StoreSession,
+        *,
+        payment: Payment,
+        transaction: PaymentTransaction,
+        previous_status: PaymentStatus,
+        at: datetime,
+    ) -> tuple[int, ...]:
+        """Queue the notifications of an outcome, in the database transaction recording it."""
+        entries = [
+            session.add_to_outbox(
+                TRANSACTION_RECORDED,
+                payment_id=payment.id,
+                transaction_id=transaction.id,
+                previous_status=None,
+                at=at,
+            )
+        ]
+        if payment.status != previous_status:
+            entries.append(
+                session.add_to_outbox(
+                    STATUS_CHANGED,
+                    payment_id=payment.id,
+                    transaction_id=transaction.id,
+                    previous_status=previous_status,
+                    at=at,
+                )
+            )
+        return tuple(entries)
+
+    def deliver(self, committed: Committed) -> None:
+        """Call the hooks for a commit; its entries are dropped soon after."""
+        if not committed.outbox:
+            return
+        if self.hooks is not None:
+            self._call(
+                "paycore_transaction_recorded",
+                payment=committed.payment,
+                transaction=committed.transaction,
+            )
+            if committed.payment.status != committed.previous_status:
+                self._call(
+                    "paycore_payment_status_changed",
+                    payment=committed.payment,
+                    previous_status=committed.previous_status,
+                    transaction=committed.transaction,
+                )
+        with self._lock:
+            self._delivered.extend(committed.outbox)
+            if self._timer is None:
+                self._timer = threading.Timer(FLUSH_DELAY, self._timed_flush)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def redeliver(self, *, older_than: timedelta = REDELIVER_AFTER, limit: int = 500) -> int:
+        """Deliver notifications left behind by a process that stopped; how many."""
+        with self.store.writing() as session:
+            self.drop_delivered(session)
+            entries = session.outbox_entries(created_before=self.clock() - older_than, limit=limit)
+        delivered = []
+        for entry in entries:
+            with self.store.reading() as session:
+                payment = session.payment(entry["payment_id"])
+                transaction = (
+                    None
+                    if entry["transaction_id"] is None
+                    else session.transaction(entry["transaction_id"])
+                )
+            if payment is not None and self.hooks is not None:
+                if entry["topic"] == TRANSACTION_RECORDED:
+                    self._call(
+                        "paycore_transaction_recorded", payment=payment, transaction=transaction
+                    )
+                elif entry["topic"] == STATUS_CHANGED:
+                    self._call(
+                        "paycore_payment_status_changed",
+                        payment=payment,
+                        previous_status=PaymentStatus(entry["previous_status"]),
+                        transaction=transaction,
+                    )
+            delivered.append(entry["id"])
+        with self.store.writing() as session:
+            session.remove_from_outbox(delivered)
+        return len(delivered)
+
+    def drop_delivered(self, session: StoreSession) -> None:
+        """Drop the delivered entries, in a write that happens anyway."""
+        with self._lock:
+            ids, self._delivered = self._delivered, []
+        session.remove_from_outbox(ids)
+
+    def flush(self) -> None:
+        """Drop the entries delivered so far now, in a commit of their own."""
+        with self._lock:
+            if not self._delivered:
+                return
+        with self.store.writing() as session:
+            self.drop_delivered(session)
+
+    def close(self) -> None:
+        """Drop what was delivered and stop the timer (before closing the store)."""
+        with self._lock:
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+        self.flush()
+
+    def _timed_flush(self) -> None:
+        with self._lock:
+            self._timer = None
+        try:
+            self.flush()
+        except Exception:
+            log.exception("could not drop delivered outbox entries; reconciliation may repeat them")
+
+    def _call(self, hook: str, **kwargs: Any) -> None:
+        try:
+            getattr(self.hooks, hook)(**kwargs)
+        except Exception:
+            log.exception("hook %s failed; the operation's result stands", hook)
