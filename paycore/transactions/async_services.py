@@ -35,16 +35,16 @@ from paycore.transactions.model import (
     PaymentMethod,
     TransactionType,
 )
-from paycore.transactions.records import Payment, PaymentTransaction
-from paycore.transactions.services import (
+from paycore.transactions.orchestration import (
     Check,
+    DbStep,
     EventResult,
-    _check_id,
-    _Db,
-    _Orchestration,
-    _Run,
-    _Step,
+    Orchestration,
+    RunStep,
+    Steps,
+    check_id,
 )
+from paycore.transactions.records import Payment, PaymentTransaction
 from paycore.transactions.store import Store
 
 __all__ = ["AsyncPaymentTransactionServices"]
@@ -52,7 +52,7 @@ __all__ = ["AsyncPaymentTransactionServices"]
 T = TypeVar("T")
 
 
-class AsyncPaymentTransactionServices(_Orchestration):
+class AsyncPaymentTransactionServices(Orchestration):
     """`PaymentTransactionServices` for asyncio; see both modules' docstrings.
 
     ``gateways`` maps the configured names to gateways, or to `AsyncGatewayDriver`\\ s
@@ -190,18 +190,18 @@ class AsyncPaymentTransactionServices(_Orchestration):
 
     async def get_payment(self, payment_id: str) -> Payment:
         """The payment as recorded; see `PaymentTransactionServices.get_payment`."""
-        _check_id(payment_id, "payment_id")
+        check_id(payment_id, "payment_id")
         return await _in_thread(lambda: self.ledger.payment(payment_id))
 
     async def get_transaction(self, transaction_id: str) -> PaymentTransaction:
         """The transaction as recorded; see `PaymentTransactionServices.get_transaction`."""
-        _check_id(transaction_id, "transaction_id")
+        check_id(transaction_id, "transaction_id")
         return await _in_thread(lambda: self.ledger.transaction(transaction_id))
 
     async def list_transactions(self, payment_id: str) -> tuple[PaymentTransaction, ...]:
         """The payment's transactions, oldest first; see
         `PaymentTransactionServices.list_transactions`."""
-        _check_id(payment_id, "payment_id")
+        check_id(payment_id, "payment_id")
         return await _in_thread(lambda: self.ledger.transactions(payment_id))
 
     async def aclose(self) -> None:
@@ -222,7 +222,7 @@ class AsyncPaymentTransactionServices(_Orchestration):
     ) -> None:
         await self.aclose()
 
-    async def _carry_out(self, steps: _Step[T]) -> T:
+    async def _carry_out(self, steps: Steps[T]) -> T:
         """`PaymentTransactionServices._carry_out` on the loop.
 
         An error of a step goes back into the orchestration, which decides what it
@@ -239,9 +239,9 @@ class AsyncPaymentTransactionServices(_Orchestration):
                     return stop.value  # type: ignore[no-any-return]
                 value, error = None, None
                 try:
-                    if isinstance(step, _Db):
+                    if isinstance(step, DbStep):
                         value = await _in_thread(step.call)
-                    elif isinstance(step, _Run):
+                    elif isinstance(step, RunStep):
                         driver = self.drivers[step.gateway]
                         value = await driver.run_recorded(
                             step.exchange(driver.gateway), operation=str(step.operation)

@@ -31,9 +31,10 @@ from paycore.money import Money
 from paycore.sandbox.server import SandboxServer
 from paycore.transactions import states
 from paycore.transactions.model import PaymentStatus, TransactionStatus, TransactionType
+from paycore.transactions.orchestration import NOT_FOUND_MARGIN
 from paycore.transactions.reconcile import DEFAULT_GRACE, Reconciler
 from paycore.transactions.records import Payment, PaymentTransaction
-from paycore.transactions.services import NOT_FOUND_MARGIN, PaymentTransactionServices
+from paycore.transactions.services import PaymentTransactionServices
 from paycore.transactions.store import Store
 from tests.transactions.workers import CaptureJob
 

@@ -20,6 +20,7 @@ from paycore.sandbox.server import SandboxServer
 from paycore.transactions import states
 from paycore.transactions.ledger import Settlement
 from paycore.transactions.model import PaymentMethod, TransactionStatus, TransactionType
+from paycore.transactions.orchestration import NOT_FOUND_MARGIN
 from paycore.transactions.reconcile import (
     Reconciler,
     ReconcileReport,
@@ -27,7 +28,7 @@ from paycore.transactions.reconcile import (
     parse_duration,
 )
 from paycore.transactions.records import Payment, PaymentTransaction
-from paycore.transactions.services import NOT_FOUND_MARGIN, PaymentTransactionServices
+from paycore.transactions.services import PaymentTransactionServices
 from paycore.transactions.store import Store
 
 CARD = PaymentMethod(type="card", token="tok_visa")

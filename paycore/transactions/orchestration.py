@@ -1,0 +1,463 @@
+"""The services' logic, written once as generators of steps (DESIGN §5).
+
+Each operation of the services is a generator that yields steps: `DbStep` (a call
+into the ledger, `paycore.transactions.ledger.Ledger`), `RunStep` (a gateway exchange,
+through a driver) and `PauseStep` (wait). It receives each step's result, or has the
+step's exception thrown into it, exactly like a plugin's exchange receives responses.
+`paycore.transactions.services.PaymentTransactionServices` carries the steps out in the
+calling thread; `paycore.transactions.async_services.AsyncPaymentTransactionServices`
+on an event loop, with database calls in worker threads. So the sync and async
+facades cannot drift apart: there is one orchestration.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator, Mapping
+from datetime import datetime, timedelta
+from functools import partial
+from types import SimpleNamespace
+from typing import Any, TypeAlias, TypeVar
+
+from attrs import frozen
+
+from paycore.errors import (
+    GatewayAuthError,
+    GatewayError,
+    GatewayUnavailable,
+    InvalidAmount,
+    InvalidRequest,
+    PaycoreError,
+    PluginError,
+)
+from paycore.gateways.base import Exchange, Gateway, Operation
+from paycore.gateways.driver import Recorded
+from paycore.money import Money
+from paycore.transactions.ledger import (
+    SETTLEABLE,
+    Begun,
+    Committed,
+    Ledger,
+    Settlement,
+    request_for,
+)
+from paycore.transactions.model import (
+    Customer,
+    DeclineReason,
+    GatewayEvent,
+    GatewayResult,
+    PaymentMethod,
+    TransactionStatus,
+    TransactionType,
+)
+from paycore.transactions.records import UNRESOLVED, Payment, PaymentTransaction
+from paycore.transactions.store import Store
+
+__all__ = ["Check", "DbStep", "EventResult", "Orchestration", "PauseStep", "RunStep", "Steps"]
+
+T = TypeVar("T")
+
+# After a transaction's exchange budget, one more margin before "the provider has no
+# record of it" is believed: clocks and queues are not exact.
+NOT_FOUND_MARGIN = timedelta(seconds=30)
+# How long a caller waits for someone else's pending transaction with its key, beyond
+# the gateway's total timeout.
+WAIT_MARGIN = 5.0
+
+
+@frozen
+class Check:
+    """What asking the gateway about one unsettled transaction gave.
+
+    ``transaction`` is as recorded afterwards. ``asked`` says whether the gateway was
+    asked; ``answer`` is what it said, ``error`` why asking failed, ``note`` a line for
+    reports when the transaction stays unsettled.
+    """
+
+    transaction: PaymentTransaction
+    asked: bool
+    answer: GatewayResult | None = None
+    error: PaycoreError | None = None
+    note: str | None = None
+
+
+@frozen
+class EventResult:
+    """What `apply_event` did: ``disposition`` is ``"applied"``, ``"ignored"`` (the
+    transaction was settled already: a late or duplicate event), ``"duplicate"`` (this
+    event id was stored before) or ``"unmatched"`` (no transaction of the ledger)."""
+
+    disposition: str
+    payment: Payment | None = None
+    transaction: PaymentTransaction | None = None
+
+
+# -- steps: what the orchestration asks its runner to do ---------------------------------
+
+
+@frozen
+class DbStep:
+    call: Callable[[], Any]
+
+
+@frozen
+class RunStep:
+    gateway: str
+    exchange: Callable[[Gateway], Exchange[Any]]
+    operation: str
+
+
+@frozen
+class PauseStep:
+    seconds: float
+
+
+Steps: TypeAlias = Generator["DbStep | RunStep | PauseStep", Any, T]
+
+
+class Orchestration:
+    """The services' logic as step generators, shared by the sync and async facades."""
+
+    ledger: Ledger
+    gateways: Mapping[str, Gateway]
+
+    def _setup(
+        self,
+        store: Store,
+        gateways: Mapping[str, Gateway],
+        *,
+        hooks: Any | None,
+        clock: Callable[[], datetime],
+    ) -> None:
+        if not gateways:
+            raise InvalidRequest("configure at least one gateway")
+        self.store = store
+        self.gateways = dict(gateways)
+        self.hooks = default_hooks() if hooks is ... else hooks
+        self.ledger = Ledger(store, self.gateways, hooks=self.hooks, clock=clock)
+        self.clock = clock
+
+    # -- payments ------------------------------------------------------------------------
+
+    def _create_payment(
+        self,
+        *,
+        amount: Money,
+        gateway: str | None,
+        payment_method: PaymentMethod | None,
+        customer: Customer | None,
+        owner: str | None,
+        description: str | None,
+        return_url: str | None,
+        notification_url: str | None,
+        metadata: Mapping[str, str] | None,
+        idempotency_key: str | None,
+    ) -> Steps[Payment]:
+        _check_payment_input(amount, payment_method, customer, owner, metadata, idempotency_key)
+        name = self._choose_gateway(gateway, amount, payment_method, customer, owner, metadata)
+        payment: Payment = yield DbStep(
+            lambda: self.ledger.create_payment(
+                gateway=name,
+                amount=amount,
+                payment_method=payment_method,
+                customer=customer,
+                owner=owner,
+                description=description,
+                return_url=return_url,
+                notification_url=notification_url,
+                metadata=dict(metadata or {}),
+                idempotency_key=idempotency_key,
+            )
+        )
+        return payment
+
+    def _choose_gateway(
+        self,
+        gateway: str | None,
+        amount: Money,
+        payment_method: PaymentMethod | None,
+        customer: Customer | None,
+        owner: str | None,
+        metadata: Mapping[str, str] | None,
+    ) -> str:
+        if gateway is not None:
+            chosen = self.gateways.get(gateway) if isinstance(gateway, str) else None
+            if chosen is None:
+                known = ", ".join(sorted(self.gateways))
+                raise InvalidRequest(f"no gateway {str(gateway)[:64]!r} is configured ({known})")
+            if not chosen.capabilities.supports_currency(amount.currency.code):
+                raise InvalidRequest(f"gateway {gateway!r} does not take {amount.currency}")
+            return gateway
+        candidates = [
+            name
+            for name, candidate in self.gateways.items()
+            if candidate.capabilities.supports_currency(amount.currency.code)
+            and (
+                candidate.capabilities.supports(Operation.AUTHORIZE)
+                or candidate.capabilities.supports(Operation.SALE)
+            )
+        ]
+        if not candidates:
+            raise InvalidRequest(f"no configured gateway takes {amount.currency}")
+        choice = None
+        if self.hooks is not None:
+            choice = self.hooks.paycore_select_gateway(
+                request=SimpleNamespace(
+                    amount=amount,
+                    payment_method=payment_method,
+                    customer=customer,
+                    order_reference=owner,
+                    metadata=dict(metadata or {}),
+                ),
+                candidates=tuple(candidates),
+            )
+        if choice is None:
+            return candidates[0]
+        if choice not in candidates:
+            raise PluginError(
+                f"paycore_select_gateway chose {str(choice)[:64]!r}, which is not one of "
+                f"{', '.join(candidates)}"
+            )
+        return str(choice)
+
+    # -- mutations -----------------------------------------------------------------------
+
+    def _mutate(
+        self,
+        payment_id: str,
+        kind: TransactionType,
+        amount: Money | None,
+        *,
+        idempotency_key: str | None,
+        final: bool = False,
+    ) -> Steps[PaymentTransaction]:
+        check_id(payment_id, "payment_id")
+        begun: Begun = yield DbStep(
+            lambda: self.ledger.begin(
+                payment_id, kind, amount, idempotency_key=idempotency_key, final=final
+            )
+        )
+        if begun.action == "replay":
+            return begun.transaction
+        if begun.action == "wait":
+            return (yield from self._wait_for(begun.payment, begun.transaction))
+        if begun.action == "resolve":
+            return (yield from self._resolve(begun.transaction)).transaction
+        transaction: PaymentTransaction = begun.transaction
+        request = begun.request
+        assert request is not None
+        try:
+            recorded: Recorded[Any] = yield RunStep(
+                begun.payment.gateway, lambda gateway: getattr(gateway, kind.value)(request), kind
+            )
+        except (GatewayUnavailable, GatewayAuthError) as error:
+            settlement = _failure(TransactionStatus.FAILED, error)
+        except GatewayError as error:
+            settlement = _failure(TransactionStatus.UNKNOWN, error)
+        except PaycoreError as error:
+            # The plugin refused before sending (bad input for this gateway).
+            refused = _failure(TransactionStatus.FAILED, error)
+            committed = yield DbStep(lambda: self.ledger.record(transaction.id, refused))
+            yield DbStep(lambda: self.ledger.outbox.deliver(committed))
+            raise
+        else:
+            settlement = Settlement.from_result(
+                recorded.result, exchange=recorded.transcript.summary()
+            )
+        recorded_outcome: Committed = yield DbStep(
+            lambda: self.ledger.record(transaction.id, settlement)
+        )
+        yield DbStep(lambda: self.ledger.outbox.deliver(recorded_outcome))
+        return recorded_outcome.transaction
+
+    def _wait_for(
+        self, payment: Payment, transaction: PaymentTransaction
+    ) -> Steps[PaymentTransaction]:
+        """Someone is sending the key's transaction: wait for its outcome, never resend."""
+        # The sender's budget runs from when it wrote the transaction (a failed one sent
+        # again is rewritten): a retry long after a crash asks the gateway at once.
+        budget = self._budget(payment.gateway).total_seconds() + WAIT_MARGIN
+        elapsed = (self.clock() - transaction.updated_at).total_seconds()
+        deadline = time.monotonic() + max(0.0, min(budget, budget - elapsed))
+        pause = 0.005
+        while transaction.status is TransactionStatus.PENDING and time.monotonic() < deadline:
+            yield PauseStep(pause)
+            pause = min(pause * 2, 0.2)
+            transaction = yield DbStep(partial(self.ledger.transaction, transaction.id))
+        if transaction.status is TransactionStatus.PENDING:
+            # Its sender is gone (or very late): ask the gateway what happened.
+            return (yield from self._resolve(transaction)).transaction
+        return transaction
+
+    def _resolve(
+        self, transaction: PaymentTransaction, *, next_check_at: datetime | None = None
+    ) -> Steps[Check]:
+        """Ask the gateway about an unsettled transaction and record what it says.
+
+        What stays unsettled is counted as checked, next to be checked at
+        ``next_check_at`` (reconciliation's schedule; None: whenever it is next run).
+        """
+        if transaction.status not in SETTLEABLE:
+            return Check(transaction, asked=False)
+        payment, transaction = yield DbStep(
+            lambda: self.ledger.payment_and_transaction(transaction.id)
+        )
+        gateway = self.gateways.get(payment.gateway)
+        if gateway is None or not gateway.capabilities.supports(Operation.FETCH_STATUS):
+            why = "its gateway is not configured here or cannot fetch a status"
+            return (yield from self._unsettled(transaction, next_check_at, asked=False, note=why))
+        request = request_for(payment, transaction)
+        try:
+            recorded: Recorded[Any] = yield RunStep(
+                payment.gateway,
+                lambda gateway: gateway.fetch_status(request),
+                TransactionType.FETCH_STATUS,
+            )
+        except PaycoreError as error:
+            return (
+                yield from self._unsettled(
+                    transaction, next_check_at, asked=True, note=_one_line(error), error=error
+                )
+            )
+        result = recorded.result
+        settlement = Settlement.from_result(result, exchange=recorded.transcript.summary())
+        if result.decline_reason is DeclineReason.NOT_FOUND:
+            settled_after = transaction.created_at + self._budget(payment.gateway)
+            if self.clock() < settled_after + NOT_FOUND_MARGIN:
+                # An attempt may still be on its way to the provider: not yet.
+                why = "the provider has no record of it yet; an attempt may still be on its way"
+                return (
+                    yield from self._unsettled(
+                        transaction, next_check_at, asked=True, note=why, answer=result
+                    )
+                )
+            settlement = _not_found(settlement)
+        committed: Committed = yield DbStep(
+            lambda: self.ledger.record(transaction.id, settlement, expected=SETTLEABLE)
+        )
+        if committed.changed:
+            yield DbStep(lambda: self.ledger.outbox.deliver(committed))
+        if committed.changed and committed.transaction.status not in UNRESOLVED:
+            return Check(committed.transaction, asked=True, answer=result)
+        # Nothing settled (or only unknown -> processing): look again on schedule.
+        return (
+            yield from self._unsettled(
+                committed.transaction,
+                next_check_at,
+                asked=True,
+                note=f"the provider says {result.provider_status or result.outcome}",
+                answer=result,
+            )
+        )
+
+    def _unsettled(
+        self,
+        transaction: PaymentTransaction,
+        next_check_at: datetime | None,
+        *,
+        asked: bool,
+        note: str,
+        answer: GatewayResult | None = None,
+        error: PaycoreError | None = None,
+    ) -> Steps[Check]:
+        checked: PaymentTransaction = yield DbStep(
+            lambda: self.ledger.note_check(transaction.id, next_check_at=next_check_at)
+        )
+        return Check(checked, asked=asked, answer=answer, error=error, note=note)
+
+    def _fetch_status(self, transaction_id: str) -> Steps[PaymentTransaction]:
+        check_id(transaction_id, "transaction_id")
+        transaction: PaymentTransaction = yield DbStep(
+            lambda: self.ledger.transaction(transaction_id)
+        )
+        return (yield from self._resolve(transaction)).transaction
+
+    def _check(self, transaction_id: str, next_check_at: datetime | None) -> Steps[Check]:
+        check_id(transaction_id, "transaction_id")
+        transaction: PaymentTransaction = yield DbStep(
+            lambda: self.ledger.transaction(transaction_id)
+        )
+        return (yield from self._resolve(transaction, next_check_at=next_check_at))
+
+    def _apply_event(self, gateway: str, event: GatewayEvent) -> Steps[EventResult]:
+        if gateway not in self.gateways:
+            raise InvalidRequest(f"no gateway {str(gateway)[:64]!r} is configured")
+        if not isinstance(event, GatewayEvent):
+            raise InvalidRequest("apply_event takes a GatewayEvent from the gateway's webhook")
+        disposition, committed = yield DbStep(lambda: self.ledger.apply_event(gateway, event))
+        if committed is None:
+            return EventResult(disposition)
+        yield DbStep(lambda: self.ledger.outbox.deliver(committed))
+        return EventResult(disposition, committed.payment, committed.transaction)
+
+    def _budget(self, gateway: str) -> timedelta:
+        configured = self.gateways.get(gateway)
+        seconds = 60.0 if configured is None else configured.config.timeouts.total
+        return timedelta(seconds=seconds)
+
+
+def default_hooks() -> Any:
+    from paycore.plugins import hook_manager
+
+    return hook_manager().hook
+
+
+def _failure(status: TransactionStatus, error: PaycoreError) -> Settlement:
+    transcript = error.transcript if isinstance(error, GatewayError) else None
+    return Settlement(
+        status=status,
+        failure=type(error).__name__,
+        message=str(error)[:1000],
+        exchange=None if transcript is None else transcript.summary(),
+    )
+
+
+def _not_found(settlement: Settlement) -> Settlement:
+    # No record at the provider, and nothing can still be on its way: never happened.
+    return Settlement(
+        status=TransactionStatus.FAILED,
+        failure="NotFound",
+        message=settlement.message or "the provider has no record of this transaction",
+        exchange=settlement.exchange,
+    )
+
+
+def _one_line(error: Exception) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return f"{type(error).__name__}: {text[:300]}"
+
+
+def check_id(value: Any, name: str) -> None:
+    if not isinstance(value, str) or not 0 < len(value) <= 64:
+        raise InvalidRequest(f"{name} must be a paycore id (a string such as 'pay_…')")
+
+
+def _check_payment_input(
+    amount: Any,
+    payment_method: Any,
+    customer: Any,
+    owner: Any,
+    metadata: Any,
+    idempotency_key: Any,
+) -> None:
+    if not isinstance(amount, Money):
+        raise InvalidAmount(
+            f"amount must be Money (e.g. Money.parse('10.00', 'USD')), not {type(amount).__name__}"
+        )
+    if not amount.is_positive():
+        raise InvalidAmount(f"amount must be positive, got {amount}")
+    if payment_method is not None and not isinstance(payment_method, PaymentMethod):
+        raise InvalidRequest("payment_method must be a PaymentMethod")
+    if customer is not None and not isinstance(customer, Customer):
+        raise InvalidRequest("customer must be a Customer")
+    if owner is not None and (not isinstance(owner, str) or not 0 < len(owner) <= 255):
+        raise InvalidRequest("owner must be a string of 1 to 255 characters")
+    if metadata is not None and not (
+        isinstance(metadata, Mapping)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
+    ):
+        raise InvalidRequest("metadata must map strings to strings")
+    if idempotency_key is not None and (
+        not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 255
+    ):
+        raise InvalidRequest("idempotency_key must be 1 to 255 characters")
