@@ -256,7 +256,6 @@ class Ledger:
                 return _same_payment(found, digest, idempotency_key)
         try:
             with self.store.writing() as session:
-                self.outbox.drop_delivered(session)
                 session.insert_payment(payment, fingerprint=digest)
         except sa.exc.IntegrityError:
             # Two callers raced with one key: the other one's insert won.
@@ -321,7 +320,6 @@ class Ledger:
             final,
         )
         with self.store.writing() as session:
-            self.outbox.drop_delivered(session)
             payment = session.payment(payment_id, lock=True)
             if payment is None:
                 raise NotFound("payment", payment_id)
@@ -390,17 +388,18 @@ class Ledger:
         settlement: Settlement,
         *,
         expected: frozenset[TransactionStatus] = frozenset({TransactionStatus.PENDING}),
+        payment_id: str | None = None,
     ) -> Committed:
         """Record ``settlement`` for the transaction, if its status is still ``expected``.
 
-        The transaction, the payment's totals and status, and the outbox entries are
+        The transaction, the payment's totals and status, and the outbox entry are
         committed together. When the transaction was settled by someone else first,
-        nothing changes and ``changed`` is False.
+        nothing changes and ``changed`` is False. ``payment_id``, when the caller knows
+        it, spares a lookup.
         """
         now = self.clock()
         with self.store.writing() as session:
-            self.outbox.drop_delivered(session)
-            return self._record_in(session, transaction_id, settlement, expected, now)
+            return self._record_in(session, transaction_id, settlement, expected, now, payment_id)
 
     def _record_in(
         self,
@@ -409,15 +408,18 @@ class Ledger:
         settlement: Settlement,
         expected: frozenset[TransactionStatus],
         now: datetime,
+        payment_id: str | None = None,
     ) -> Committed:
+        if payment_id is None:
+            found = session.transaction(transaction_id)
+            if found is None:
+                raise NotFound("transaction", transaction_id)
+            payment_id = found.payment_id
+        # The payment's lock first, then the transaction as it stands under it.
+        payment = session.payment(payment_id, lock=True)
         transaction = session.transaction(transaction_id)
-        if transaction is None:
+        if payment is None or transaction is None or transaction.payment_id != payment.id:
             raise NotFound("transaction", transaction_id)
-        payment = session.payment(transaction.payment_id, lock=True)
-        assert payment is not None  # a foreign key guarantees it
-        # Read again under the payment's lock: the first read only found the payment.
-        transaction = session.transaction(transaction_id)
-        assert transaction is not None
         previous = payment.status
         if transaction.status not in expected or not states.can_resolve(
             transaction.status, settlement.status
@@ -488,7 +490,6 @@ class Ledger:
         now = self.clock()
         try:
             with self.store.writing() as session:
-                self.outbox.drop_delivered(session)
                 transaction = _event_transaction(session, gateway, event)
                 committed = None
                 if transaction is not None:
@@ -496,8 +497,9 @@ class Ledger:
                         session,
                         transaction.id,
                         Settlement.from_event(event),
-                        frozenset(SETTLEABLE),
+                        SETTLEABLE,
                         now,
+                        transaction.payment_id,
                     )
                 disposition = (
                     "unmatched"

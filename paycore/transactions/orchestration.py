@@ -257,7 +257,11 @@ class Orchestration:
         except PaycoreError as error:
             # The plugin refused before sending (bad input for this gateway).
             refused = _failure(TransactionStatus.FAILED, error)
-            committed = yield DbStep(lambda: self.ledger.record(transaction.id, refused))
+            committed = yield DbStep(
+                lambda: self.ledger.record(
+                    transaction.id, refused, payment_id=transaction.payment_id
+                )
+            )
             yield DbStep(lambda: self.ledger.outbox.deliver(committed))
             raise
         else:
@@ -265,7 +269,9 @@ class Orchestration:
                 recorded.result, exchange=recorded.transcript.summary()
             )
         recorded_outcome: Committed = yield DbStep(
-            lambda: self.ledger.record(transaction.id, settlement)
+            lambda: self.ledger.record(
+                transaction.id, settlement, payment_id=transaction.payment_id
+            )
         )
         yield DbStep(lambda: self.ledger.outbox.deliver(recorded_outcome))
         return recorded_outcome.transaction
@@ -333,7 +339,12 @@ class Orchestration:
                 )
             settlement = _not_found(settlement)
         committed: Committed = yield DbStep(
-            lambda: self.ledger.record(transaction.id, settlement, expected=SETTLEABLE)
+            lambda: self.ledger.record(
+                transaction.id,
+                settlement,
+                expected=SETTLEABLE,
+                payment_id=transaction.payment_id,
+            )
         )
         if committed.changed:
             yield DbStep(lambda: self.ledger.outbox.deliver(committed))

@@ -1,15 +1,15 @@
 """Hook notifications, committed with the change they report and delivered after it.
 
-When the ledger records an outcome, the same database transaction queues what the
-hooks must hear (`Outbox.queue`): "transaction recorded", and "payment status
-changed" when it did. After commit, `Outbox.deliver` calls the hooks and the entries
-are dropped. A process that stops between the commit and the hooks leaves its entries
-behind; `Outbox.redeliver` (run by reconciliation) delivers those, so hooks are
-delivered at least once.
+When the ledger records an outcome, the same database transaction queues one entry
+for it (`Outbox.queue`): the transaction, and the payment's status before and after.
+After commit, `Outbox.deliver` calls the hooks ("transaction recorded", then "payment
+status changed" when it did) and the entry is dropped. A process that stops between
+the commit and the hooks leaves its entries behind; `Outbox.redeliver` (run by
+reconciliation) delivers those, so hooks are delivered at least once.
 
-Dropping delivered entries costs no commit of its own: the next write of the same
-process does it (`drop_delivered`), or a timer a couple of seconds later, so entries
-of a live process never look like leftovers.
+Dropping delivered entries costs the operations nothing: a timer drops what was
+delivered in the last couple of seconds in one commit, well before an entry could be
+taken for a leftover; `close` drops the rest.
 """
 
 from __future__ import annotations
@@ -30,13 +30,10 @@ __all__ = ["FLUSH_DELAY", "Committed", "Outbox"]
 
 log = logging.getLogger("paycore.hooks")
 
-# Seconds after a delivery by which its entries are dropped, at the latest; well below
+# Seconds after a delivery by which its entry is dropped, at the latest; well below
 # the age at which `Outbox.redeliver` takes entries for leftovers.
 FLUSH_DELAY = 2.0
 REDELIVER_AFTER = timedelta(minutes=1)
-
-TRANSACTION_RECORDED = "transaction_recorded"
-STATUS_CHANGED = "payment_status_changed"
 
 
 @frozen
@@ -71,29 +68,17 @@ class Outbox:
         at: datetime,
     ) -> tuple[int, ...]:
         """Queue the notifications of an outcome, in the database transaction recording it."""
-        entries = [
-            session.add_to_outbox(
-                TRANSACTION_RECORDED,
-                payment_id=payment.id,
-                transaction_id=transaction.id,
-                previous_status=None,
-                at=at,
-            )
-        ]
-        if payment.status != previous_status:
-            entries.append(
-                session.add_to_outbox(
-                    STATUS_CHANGED,
-                    payment_id=payment.id,
-                    transaction_id=transaction.id,
-                    previous_status=previous_status,
-                    at=at,
-                )
-            )
-        return tuple(entries)
+        entry = session.add_to_outbox(
+            payment_id=payment.id,
+            transaction_id=transaction.id,
+            previous_status=previous_status,
+            status=payment.status,
+            at=at,
+        )
+        return (entry,)
 
     def deliver(self, committed: Committed) -> None:
-        """Call the hooks for a commit; its entries are dropped soon after."""
+        """Call the hooks for a commit; its entry is dropped by the timer soon after."""
         if not committed.outbox:
             return
         if self.hooks is not None:
@@ -117,11 +102,15 @@ class Outbox:
                 self._timer.start()
 
     def redeliver(self, *, older_than: timedelta = REDELIVER_AFTER, limit: int = 500) -> int:
-        """Deliver notifications left behind by a process that stopped; how many."""
+        """Deliver notifications left behind by a process that stopped; how many.
+
+        Each entry is one or two notifications (recorded, and status changed).
+        """
         with self.store.writing() as session:
             self.drop_delivered(session)
             entries = session.outbox_entries(created_before=self.clock() - older_than, limit=limit)
         delivered = []
+        notifications = 0
         for entry in entries:
             with self.store.reading() as session:
                 payment = session.payment(entry["payment_id"])
@@ -130,12 +119,11 @@ class Outbox:
                     if entry["transaction_id"] is None
                     else session.transaction(entry["transaction_id"])
                 )
+            changed = entry["status"] != entry["previous_status"]
+            notifications += 2 if changed else 1
             if payment is not None and self.hooks is not None:
-                if entry["topic"] == TRANSACTION_RECORDED:
-                    self._call(
-                        "paycore_transaction_recorded", payment=payment, transaction=transaction
-                    )
-                elif entry["topic"] == STATUS_CHANGED:
+                self._call("paycore_transaction_recorded", payment=payment, transaction=transaction)
+                if changed:
                     self._call(
                         "paycore_payment_status_changed",
                         payment=payment,
@@ -145,10 +133,10 @@ class Outbox:
             delivered.append(entry["id"])
         with self.store.writing() as session:
             session.remove_from_outbox(delivered)
-        return len(delivered)
+        return notifications
 
     def drop_delivered(self, session: StoreSession) -> None:
-        """Drop the delivered entries, in a write that happens anyway."""
+        """Drop the entries delivered so far, in ``session``."""
         with self._lock:
             ids, self._delivered = self._delivered, []
         session.remove_from_outbox(ids)

@@ -1,8 +1,8 @@
 """The ledger's tables, as SQLAlchemy Core metadata (DESIGN §6).
 
 ``payments``, ``transactions`` (unique per payment and idempotency key),
-``webhook_events`` (unique per gateway and provider event id) and ``outbox`` (hook
-notifications committed with the change they report). The migrations in
+``webhook_events`` (unique per gateway and provider event id) and ``outbox`` (one
+row per recorded outcome, for its hooks, committed with it). The migrations in
 ``paycore/transactions/migrations`` build exactly this; a test compares them. Money is
 stored as integer minor units beside its currency code; card data has no column.
 """
@@ -112,9 +112,9 @@ outbox = sa.Table(
     "outbox",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("topic", sa.String(64), nullable=False),
     sa.Column("payment_id", _ID, nullable=False),
     sa.Column("transaction_id", _ID),
-    sa.Column("previous_status", sa.String(32)),
+    sa.Column("previous_status", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
     sa.Column("created_at", _WHEN, nullable=False),
 )

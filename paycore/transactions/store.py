@@ -106,6 +106,33 @@ def _tune_sqlite(engine: Engine, *, memory: bool) -> None:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
 
+# The statements of the hot path, built once: building a statement per call (values
+# bound into it, a cache key computed over them) costs more than running it.
+_PAYMENT = payments.select().where(payments.c.id == sa.bindparam("id"))
+_PAYMENT_LOCKED = _PAYMENT.with_for_update()
+_INSERT_PAYMENT = payments.insert()
+_UPDATE_PAYMENT = payments.update().where(payments.c.id == sa.bindparam("match_id"))
+_TRANSACTION = transactions.select().where(transactions.c.id == sa.bindparam("id"))
+_TRANSACTIONS_OF = (
+    transactions.select()
+    .where(transactions.c.payment_id == sa.bindparam("payment_id"))
+    .order_by(transactions.c.created_at, transactions.c.id)
+)
+_INSERT_TRANSACTION = transactions.insert()
+_UPDATE_TRANSACTION = (
+    transactions.update()
+    .where(transactions.c.id == sa.bindparam("match_id"))
+    .where(transactions.c.status.in_(sa.bindparam("expected", expanding=True)))
+)
+_UPDATE_TRANSACTION_FROM_ONE = (
+    transactions.update()
+    .where(transactions.c.id == sa.bindparam("match_id"))
+    .where(transactions.c.status == sa.bindparam("expected"))
+)
+_INSERT_OUTBOX = outbox.insert()
+_DELETE_OUTBOX = outbox.delete().where(outbox.c.id.in_(sa.bindparam("ids", expanding=True)))
+
+
 class Store:
     """The ledger's database: where payments, transactions, events and the outbox live.
 
@@ -164,22 +191,18 @@ class StoreSession:
 
     def insert_payment(self, payment: Payment, *, fingerprint: str | None = None) -> None:
         self.connection.execute(
-            payments.insert().values(**_payment_values(payment), fingerprint=fingerprint)
+            _INSERT_PAYMENT, {**_payment_values(payment), "fingerprint": fingerprint}
         )
 
     def update_payment(self, payment: Payment) -> None:
         values = _payment_values(payment)
         del values["id"], values["created_at"]
-        self.connection.execute(
-            payments.update().where(payments.c.id == payment.id).values(**values)
-        )
+        self.connection.execute(_UPDATE_PAYMENT, {**values, "match_id": payment.id})
 
     def payment(self, payment_id: str, *, lock: bool = False) -> Payment | None:
         """The payment, locked against other writers until commit when ``lock``."""
-        query = payments.select().where(payments.c.id == payment_id)
-        if lock and self._locking:
-            query = query.with_for_update()
-        row = self.connection.execute(query).first()
+        query = _PAYMENT_LOCKED if lock and self._locking else _PAYMENT
+        row = self.connection.execute(query, {"id": payment_id}).first()
         return None if row is None else _payment_from(row._mapping)
 
     def payment_by_key(self, idempotency_key: str) -> tuple[Payment, str | None] | None:
@@ -212,7 +235,7 @@ class StoreSession:
     # -- transactions ------------------------------------------------------------------
 
     def insert_transaction(self, transaction: PaymentTransaction) -> None:
-        self.connection.execute(transactions.insert().values(**_transaction_values(transaction)))
+        self.connection.execute(_INSERT_TRANSACTION, _transaction_values(transaction))
 
     def update_transaction(
         self, transaction: PaymentTransaction, *, expected: Iterable[TransactionStatus]
@@ -223,18 +246,16 @@ class StoreSession:
         """
         values = _transaction_values(transaction)
         del values["id"], values["created_at"]
+        statuses = [status.value for status in expected]
+        statement = _UPDATE_TRANSACTION_FROM_ONE if len(statuses) == 1 else _UPDATE_TRANSACTION
+        wanted: str | list[str] = statuses[0] if len(statuses) == 1 else statuses
         result = self.connection.execute(
-            transactions.update()
-            .where(transactions.c.id == transaction.id)
-            .where(transactions.c.status.in_([status.value for status in expected]))
-            .values(**values)
+            statement, {**values, "match_id": transaction.id, "expected": wanted}
         )
         return bool(result.rowcount == 1)
 
     def transaction(self, transaction_id: str) -> PaymentTransaction | None:
-        row = self.connection.execute(
-            transactions.select().where(transactions.c.id == transaction_id)
-        ).first()
+        row = self.connection.execute(_TRANSACTION, {"id": transaction_id}).first()
         return None if row is None else _transaction_from(row._mapping)
 
     def transaction_by_key(
@@ -251,11 +272,12 @@ class StoreSession:
         self, payment_id: str, *, statuses: Iterable[TransactionStatus] | None = None
     ) -> list[PaymentTransaction]:
         """The payment's transactions, oldest first (only ``statuses`` when given)."""
-        query = transactions.select().where(transactions.c.payment_id == payment_id)
-        if statuses is not None:
-            query = query.where(transactions.c.status.in_([status.value for status in statuses]))
-        rows = self.connection.execute(query.order_by(transactions.c.created_at, transactions.c.id))
-        return [_transaction_from(row._mapping) for row in rows]
+        rows = self.connection.execute(_TRANSACTIONS_OF, {"payment_id": payment_id})
+        found = [_transaction_from(row._mapping) for row in rows]
+        if statuses is None:
+            return found
+        wanted = frozenset(statuses)
+        return [transaction for transaction in found if transaction.status in wanted]
 
     def unresolved(
         self,
@@ -312,21 +334,23 @@ class StoreSession:
 
     def add_to_outbox(
         self,
-        topic: str,
         *,
         payment_id: str,
         transaction_id: str | None,
-        previous_status: PaymentStatus | None,
+        previous_status: PaymentStatus,
+        status: PaymentStatus,
         at: datetime,
     ) -> int:
+        """Queue one outcome's notification: the payment went from one status to another."""
         result = self.connection.execute(
-            outbox.insert().values(
-                topic=topic,
-                payment_id=payment_id,
-                transaction_id=transaction_id,
-                previous_status=None if previous_status is None else previous_status.value,
-                created_at=at,
-            )
+            _INSERT_OUTBOX,
+            {
+                "payment_id": payment_id,
+                "transaction_id": transaction_id,
+                "previous_status": previous_status.value,
+                "status": status.value,
+                "created_at": at,
+            },
         )
         key = result.inserted_primary_key
         assert key is not None
@@ -345,8 +369,11 @@ class StoreSession:
         """Delete delivered entries; returns how many were still there."""
         if not ids:
             return 0
-        result = self.connection.execute(outbox.delete().where(outbox.c.id.in_(list(ids))))
-        return int(result.rowcount)
+        removed = 0
+        for start in range(0, len(ids), 500):  # within every database's parameter limit
+            chunk = list(ids[start : start + 500])
+            removed += int(self.connection.execute(_DELETE_OUTBOX, {"ids": chunk}).rowcount)
+        return removed
 
 
 # -- rows <-> records ----------------------------------------------------------------------

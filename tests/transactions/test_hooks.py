@@ -278,6 +278,7 @@ def test_a_notification_left_in_the_outbox_is_delivered_later_exactly_once(
 ):
     payment = card_payment(hooked)
     hooked.authorize(payment.id)
+    hooked.ledger.outbox.flush()  # what its timer does within seconds of delivering
     observer.calls.clear()
     # A process records a capture's outcome, then dies before calling the hooks.
     begun = hooked.ledger.begin(payment.id, TransactionType.CAPTURE, usd(300), idempotency_key="k")
@@ -285,7 +286,7 @@ def test_a_notification_left_in_the_outbox_is_delivered_later_exactly_once(
     driver = hooked.drivers["dummy"]
     answer = driver.run(driver.gateway.capture(begun.request), operation="capture")
     committed = hooked.ledger.record(begun.transaction.id, Settlement.from_result(answer))
-    assert len(committed.outbox) == 2
+    assert len(committed.outbox) == 1  # one entry: both hooks are told from it
     assert observer.calls == []
 
     # Reconciliation, in another process: not while the first may still deliver them.

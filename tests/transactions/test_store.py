@@ -323,13 +323,13 @@ def test_outbox_entries_are_listed_oldest_first_and_removed_once(store: Store) -
         session.insert_payment(payment)
         ids = [
             session.add_to_outbox(
-                topic,
                 payment_id=payment.id,
                 transaction_id=None,
                 previous_status=PaymentStatus.NEW,
+                status=status,
                 at=at,
             )
-            for topic in ("transaction_recorded", "payment_status_changed")
+            for status in (PaymentStatus.NEW, PaymentStatus.AUTHORIZED)
         ]
 
     with store.writing() as session:
@@ -338,10 +338,7 @@ def test_outbox_entries_are_listed_oldest_first_and_removed_once(store: Store) -
         removed_again = session.remove_from_outbox(ids)
 
     assert [entry["id"] for entry in entries] == ids
-    assert [entry["topic"] for entry in entries] == [
-        "transaction_recorded",
-        "payment_status_changed",
-    ]
+    assert [entry["status"] for entry in entries] == ["new", "authorized"]
     assert (removed, removed_again) == (2, 0)
 
 

@@ -120,10 +120,10 @@ def upgrade() -> None:
     op.create_table(
         "outbox",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("topic", sa.String(64), nullable=False),
         sa.Column("payment_id", sa.String(64), nullable=False),
         sa.Column("transaction_id", sa.String(64), nullable=True),
-        sa.Column("previous_status", sa.String(32), nullable=True),
+        sa.Column("previous_status", sa.String(32), nullable=False),
+        sa.Column("status", sa.String(32), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
     )
