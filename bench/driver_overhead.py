@@ -13,18 +13,13 @@ with status 1, so `make bench` fails on a regression.
 
 from __future__ import annotations
 
-import signal
 import statistics
-import subprocess
 import sys
 import time
-import tomllib
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import httpx
+from _sandbox import sandbox_process
 
 from paycore.gateways.driver import GatewayDriver
 from paycore.gateways.dummy import DummyGateway
@@ -66,27 +61,6 @@ def main(n: int) -> int:
     print(f"overhead:         {overhead:+.3f} ms per call (target <= {TARGET_MS} ms)")
     print("result:           " + ("within target" if within else "OVER TARGET"))
     return 0 if within else 1
-
-
-@contextmanager
-def sandbox_process() -> Iterator[dict[str, Any]]:
-    """`paycore sandbox serve dummy` on a free loopback port; yields the gateway config."""
-    command = [sys.executable, "-m", "paycore", "sandbox", "serve", "dummy", "--port", "0"]
-    process = subprocess.Popen(  # noqa: S603
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    try:
-        assert process.stdout is not None
-        lines: list[str] = []
-        for line in process.stdout:
-            lines.append(line)
-            if line.startswith("webhook_secret"):
-                break
-        snippet = "".join(lines[lines.index("[gateways.dummy]\n") :])
-        yield dict(tomllib.loads(snippet)["gateways"]["dummy"])
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=10)
 
 
 def measure(

@@ -37,13 +37,10 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -53,6 +50,7 @@ from typing import Any, TypeVar
 
 import httpx
 import sqlalchemy as sa
+from _sandbox import sandbox_process
 from sqlalchemy.engine import make_url
 
 from paycore.config import redact_url
@@ -372,27 +370,6 @@ def raw_driver(gateway: DummyGateway) -> Iterator[GatewayDriver]:
 
 
 # -- the sandbox -------------------------------------------------------------------------
-
-
-@contextmanager
-def sandbox_process() -> Iterator[dict[str, Any]]:
-    """`paycore sandbox serve dummy` on a free loopback port; yields the gateway config."""
-    command = [sys.executable, "-m", "paycore", "sandbox", "serve", "dummy", "--port", "0"]
-    process = subprocess.Popen(  # noqa: S603
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    try:
-        assert process.stdout is not None
-        lines: list[str] = []
-        for line in process.stdout:
-            lines.append(line)
-            if line.startswith("webhook_secret"):
-                break
-        snippet = "".join(lines[lines.index("[gateways.dummy]\n") :])
-        yield dict(tomllib.loads(snippet)["gateways"]["dummy"])
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=10)
 
 
 # -- the report --------------------------------------------------------------------------

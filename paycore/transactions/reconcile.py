@@ -346,21 +346,16 @@ class Reconciler:
 
 def _unasked_row(transaction: PaymentTransaction, gateway: str, failed: int) -> ReconcileRow:
     reason = f"not asked: gateway {gateway!r} failed {failed} checks in a row in this run"
-    return ReconcileRow(
-        transaction_id=transaction.id,
-        payment_id=transaction.payment_id,
-        type=transaction.type,
-        amount=transaction.amount,
-        before=transaction.status,
-        after=transaction.status,
-        checks=transaction.checks,
-        note=f"{reason}; still due, for the next run",
-        next_check_at=transaction.next_check_at,
-        error=reason,
-    )
+    return _unchanged_row(transaction, f"{reason}; still due, for the next run", error=reason)
 
 
 def _due_row(transaction: PaymentTransaction) -> ReconcileRow:
+    return _unchanged_row(transaction, f"due: would be checked (check {transaction.checks + 1})")
+
+
+def _unchanged_row(
+    transaction: PaymentTransaction, note: str, *, error: str | None = None
+) -> ReconcileRow:
     return ReconcileRow(
         transaction_id=transaction.id,
         payment_id=transaction.payment_id,
@@ -369,8 +364,9 @@ def _due_row(transaction: PaymentTransaction) -> ReconcileRow:
         before=transaction.status,
         after=transaction.status,
         checks=transaction.checks,
-        note=f"due: would be checked (check {transaction.checks + 1})",
+        note=note,
         next_check_at=transaction.next_check_at,
+        error=error,
     )
 
 

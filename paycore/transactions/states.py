@@ -161,22 +161,19 @@ def _capture_amount(
 ) -> Money:
     if payment.capturable.is_zero():
         raise StateError(f"payment {payment.id} is {payment.status}: nothing to capture")
-    if (not payment.captured.is_zero() or held.is_positive()) and not capabilities.multiple_capture:
-        raise StateError(f"payment {payment.id}: its gateway captures an authorization once")
-    available = payment.capturable - held
-    wanted = available if amount is None else amount
-    if not available.is_positive() or wanted > available:
-        raise InvalidAmount(
-            f"payment {payment.id} can capture at most {available}"
-            + (f" ({held} is being captured)" if held.is_positive() else "")
-            + f"; asked {wanted}"
-        )
-    if wanted != payment.capturable and not capabilities.partial_capture:
-        raise InvalidAmount(
-            f"payment {payment.id}: its gateway captures only the whole amount authorized "
-            f"({payment.capturable})"
-        )
-    return wanted
+    return _portion(
+        payment,
+        amount,
+        held,
+        verb="capture",
+        verbed="captured",
+        once="captures an authorization once",
+        whole=payment.capturable,
+        whole_name="authorized",
+        done=payment.captured,
+        partial=capabilities.partial_capture,
+        multiple=capabilities.multiple_capture,
+    )
 
 
 def _refund_amount(
@@ -184,20 +181,52 @@ def _refund_amount(
 ) -> Money:
     if payment.captured.is_zero():
         raise StateError(f"payment {payment.id} is {payment.status}: nothing captured to refund")
-    if (not payment.refunded.is_zero() or held.is_positive()) and not capabilities.multiple_refund:
-        raise StateError(f"payment {payment.id}: its gateway refunds a payment once")
-    available = payment.refundable - held
+    return _portion(
+        payment,
+        amount,
+        held,
+        verb="refund",
+        verbed="refunded",
+        once="refunds a payment once",
+        whole=payment.refundable,
+        whole_name="captured",
+        done=payment.refunded,
+        partial=capabilities.partial_refund,
+        multiple=capabilities.multiple_refund,
+    )
+
+
+def _portion(
+    payment: Payment,
+    amount: Money | None,
+    held: Money,
+    *,
+    verb: str,
+    verbed: str,
+    once: str,
+    whole: Money,
+    whole_name: str,
+    done: Money,
+    partial: bool,
+    multiple: bool,
+) -> Money:
+    """How much of ``whole`` a capture or refund takes, within what the gateway allows.
+
+    ``held`` is taken by operations still processing; ``done`` by those that succeeded.
+    """
+    if (done.is_positive() or held.is_positive()) and not multiple:
+        raise StateError(f"payment {payment.id}: its gateway {once}")
+    available = whole - held
     wanted = available if amount is None else amount
     if not available.is_positive() or wanted > available:
+        being = f" ({held} is being {verbed})" if held.is_positive() else ""
         raise InvalidAmount(
-            f"payment {payment.id} can refund at most {available}"
-            + (f" ({held} is being refunded)" if held.is_positive() else "")
-            + f"; asked {wanted}"
+            f"payment {payment.id} can {verb} at most {available}{being}; asked {wanted}"
         )
-    if wanted != payment.refundable and not capabilities.partial_refund:
+    if wanted != whole and not partial:
         raise InvalidAmount(
-            f"payment {payment.id}: its gateway refunds only the whole amount captured "
-            f"({payment.refundable})"
+            f"payment {payment.id}: its gateway can {verb} only the whole amount "
+            f"{whole_name} ({whole})"
         )
     return wanted
 
