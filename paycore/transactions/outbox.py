@@ -106,8 +106,8 @@ class Outbox:
 
         Each entry is one or two notifications (recorded, and status changed).
         """
-        with self.store.writing() as session:
-            self.drop_delivered(session)
+        self.flush()  # what this process delivered is no leftover
+        with self.store.reading() as session:
             entries = session.outbox_entries(created_before=self.clock() - older_than, limit=limit)
         delivered = []
         notifications = 0
@@ -135,19 +135,18 @@ class Outbox:
             session.remove_from_outbox(delivered)
         return notifications
 
-    def drop_delivered(self, session: StoreSession) -> None:
-        """Drop the entries delivered so far, in ``session``."""
-        with self._lock:
-            ids, self._delivered = self._delivered, []
-        session.remove_from_outbox(ids)
-
     def flush(self) -> None:
         """Drop the entries delivered so far now, in a commit of their own."""
         with self._lock:
-            if not self._delivered:
-                return
+            ids = list(self._delivered)
+        if not ids:
+            return
         with self.store.writing() as session:
-            self.drop_delivered(session)
+            session.remove_from_outbox(ids)
+        # Forgotten only once the delete is committed: a failed one is tried again.
+        with self._lock:
+            dropped = set(ids)
+            self._delivered = [entry for entry in self._delivered if entry not in dropped]
 
     def close(self) -> None:
         """Drop what was delivered and stop the timer (before closing the store)."""
