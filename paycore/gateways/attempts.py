@@ -33,7 +33,7 @@ from paycore.errors import (
     PaycoreError,
 )
 from paycore.gateways.base import Gateway, RequestPolicy
-from paycore.gateways.scrub import ExchangeRecord, Scrubber, Transcript
+from paycore.gateways.scrub import ExchangeRecord, Scrubber, Transcript, attempt_line
 
 __all__ = ["ClientClosed", "ExchangeRun", "Failure", "RetryPolicy"]
 
@@ -305,6 +305,19 @@ class ExchangeRun:
         # Kept raw and scrubbed only when a transcript is wanted: most runs need none.
         error = failure.message if failure is not None and response is None else None
         self.records.append(_RawRecord(attempt, request, response, elapsed, error))
+
+    def summary(self) -> str:
+        """`Transcript.summary` of the attempts so far, scrubbing only what it shows."""
+        return "; ".join(
+            attempt_line(
+                raw.request.method,
+                self.scrubber.text(str(raw.request.url)),
+                None if raw.response is None else raw.response.status_code,
+                raw.error,
+                raw.elapsed * 1000,
+            )
+            for raw in self.records
+        )
 
     def finish(self, outcome: str, *, keep: bool) -> Transcript | None:
         """Build the transcript if anyone wants it: the caller, a hook or the log."""

@@ -57,7 +57,7 @@ from paycore.gateways.attempts import ClientClosed, ExchangeRun, RetryPolicy
 from paycore.gateways.base import Exchange, Gateway
 from paycore.gateways.scrub import Scrubber, Transcript
 
-__all__ = ["AsyncGatewayDriver", "GatewayDriver", "Recorded", "RetryPolicy"]
+__all__ = ["AsyncGatewayDriver", "GatewayDriver", "Recorded", "RetryPolicy", "Summarized"]
 
 T = TypeVar("T")
 
@@ -73,6 +73,17 @@ class Recorded(Generic[T]):
 
     result: T
     transcript: Transcript
+
+
+@frozen
+class Summarized(Generic[T]):
+    """A result with a one-line summary of its exchange (`Transcript.summary`'s form).
+
+    Cheaper than a transcript: only URLs are scrubbed, since no header or body is kept.
+    """
+
+    result: T
+    summary: str
 
 
 # What the shared step generator asks its executor to do: send a request, or wait.
@@ -100,7 +111,7 @@ class _DriverBase:
 
     def _conduct(
         self, exchange: Exchange[T], operation: str, *, keep: bool
-    ) -> _Step[tuple[T, Transcript | None]]:
+    ) -> _Step[tuple[T, Transcript | None, ExchangeRun]]:
         run = ExchangeRun(
             self.gateway,
             operation,
@@ -117,7 +128,7 @@ class _DriverBase:
                 # may happen there, before any request.
                 request = next(exchange) if response is None else exchange.send(response)
             except StopIteration as stop:
-                return stop.value, run.finish("completed", keep=keep)
+                return stop.value, run.finish("completed", keep=keep), run
             except Exception as exc:
                 error = _plugin_failure(run, exc, response)
                 if error is exc:
@@ -216,10 +227,14 @@ class GatewayDriver(_DriverBase):
 
     def run_recorded(self, exchange: Exchange[T], *, operation: str) -> Recorded[T]:
         """Like `run`, and return the scrubbed transcript with the result."""
-        steps: _Step[tuple[T, Transcript | None]] = self._conduct(exchange, operation, keep=True)
-        result, transcript = self._execute(steps)
+        result, transcript, _ = self._execute(self._conduct(exchange, operation, keep=True))
         assert transcript is not None
         return Recorded(result, transcript)
+
+    def run_summarized(self, exchange: Exchange[T], *, operation: str) -> Summarized[T]:
+        """Like `run`, and return a one-line summary of the exchange with the result."""
+        result, transcript, run = self._execute(self._conduct(exchange, operation, keep=False))
+        return Summarized(result, run.summary() if transcript is None else transcript.summary())
 
     def _execute(self, steps: _Step[T]) -> T:
         try:
@@ -284,10 +299,16 @@ class AsyncGatewayDriver(_DriverBase):
 
     async def run_recorded(self, exchange: Exchange[T], *, operation: str) -> Recorded[T]:
         """Like `run`, and return the scrubbed transcript with the result."""
-        steps: _Step[tuple[T, Transcript | None]] = self._conduct(exchange, operation, keep=True)
-        result, transcript = await self._execute(steps)
+        steps = self._conduct(exchange, operation, keep=True)
+        result, transcript, _ = await self._execute(steps)
         assert transcript is not None
         return Recorded(result, transcript)
+
+    async def run_summarized(self, exchange: Exchange[T], *, operation: str) -> Summarized[T]:
+        """Like `run`, and return a one-line summary of the exchange with the result."""
+        steps = self._conduct(exchange, operation, keep=False)
+        result, transcript, run = await self._execute(steps)
+        return Summarized(result, run.summary() if transcript is None else transcript.summary())
 
     async def _execute(self, steps: _Step[T]) -> T:
         try:

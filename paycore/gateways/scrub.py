@@ -31,7 +31,7 @@ from urllib.parse import quote, quote_plus, unquote_plus
 import httpx
 from attrs import asdict, frozen
 
-__all__ = ["ExchangeRecord", "Scrubber", "Transcript", "luhn_valid"]
+__all__ = ["ExchangeRecord", "Scrubber", "Transcript", "attempt_line", "luhn_valid"]
 
 REDACTED = "[REDACTED]"
 MAX_BODY_CHARS = 8192
@@ -359,6 +359,14 @@ class Scrubber:
         return tuple(scrubbed)
 
 
+def attempt_line(
+    method: str, url: str, status_code: int | None, error: str | None, elapsed_ms: float
+) -> str:
+    """One attempt in a summary; ``url`` and ``error`` must be scrubbed already."""
+    answer = error if status_code is None else str(status_code)
+    return f"{method} {url} -> {answer} ({elapsed_ms:.1f} ms)"
+
+
 @frozen(kw_only=True)
 class ExchangeRecord:
     """One attempt of one request of an exchange, scrubbed."""
@@ -389,11 +397,10 @@ class Transcript:
 
     def summary(self) -> str:
         """One line per attempt: ``POST https://… -> 201 (12.3 ms)``."""
-        lines = []
-        for record in self.records:
-            answer = record.error if record.status_code is None else str(record.status_code)
-            lines.append(f"{record.method} {record.url} -> {answer} ({record.elapsed_ms:.1f} ms)")
-        return "; ".join(lines)
+        return "; ".join(
+            attempt_line(r.method, r.url, r.status_code, r.error, r.elapsed_ms)
+            for r in self.records
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

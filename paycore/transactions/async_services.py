@@ -243,7 +243,7 @@ class AsyncPaymentTransactionServices(Orchestration):
                         value = await _in_thread(step.call)
                     elif isinstance(step, RunStep):
                         driver = self.drivers[step.gateway]
-                        value = await driver.run_recorded(
+                        value = await driver.run_summarized(
                             step.exchange(driver.gateway), operation=str(step.operation)
                         )
                     else:

@@ -389,17 +389,23 @@ class Ledger:
         *,
         expected: frozenset[TransactionStatus] = frozenset({TransactionStatus.PENDING}),
         payment_id: str | None = None,
+        current: PaymentTransaction | None = None,
     ) -> Committed:
         """Record ``settlement`` for the transaction, if its status is still ``expected``.
 
         The transaction, the payment's totals and status, and the outbox entry are
         committed together. When the transaction was settled by someone else first,
-        nothing changes and ``changed`` is False. ``payment_id``, when the caller knows
-        it, spares a lookup.
+        nothing changes and ``changed`` is False. ``current``, the caller's copy of the
+        transaction, spares reading it: it is recorded only if it is still as the
+        caller saw it.
         """
         now = self.clock()
+        if current is not None:
+            payment_id = current.payment_id
         with self.store.writing() as session:
-            return self._record_in(session, transaction_id, settlement, expected, now, payment_id)
+            return self._record_in(
+                session, transaction_id, settlement, expected, now, payment_id, current
+            )
 
     def _record_in(
         self,
@@ -409,15 +415,17 @@ class Ledger:
         expected: frozenset[TransactionStatus],
         now: datetime,
         payment_id: str | None = None,
+        current: PaymentTransaction | None = None,
     ) -> Committed:
         if payment_id is None:
             found = session.transaction(transaction_id)
             if found is None:
                 raise NotFound("transaction", transaction_id)
             payment_id = found.payment_id
-        # The payment's lock first, then the transaction as it stands under it.
+        # The payment's lock first, then the transaction as it stands under it (or as
+        # the caller saw it: the update below checks that it still stands so).
         payment = session.payment(payment_id, lock=True)
-        transaction = session.transaction(transaction_id)
+        transaction = current if current is not None else session.transaction(transaction_id)
         if payment is None or transaction is None or transaction.payment_id != payment.id:
             raise NotFound("transaction", transaction_id)
         previous = payment.status
@@ -449,7 +457,11 @@ class Ledger:
             )
             updated = payment
         updated = _with_references(updated, settled, settlement, now)
-        session.update_transaction(settled, expected=expected)
+        if not session.update_transaction(settled, expected={transaction.status}):
+            # Settled by someone else since the caller read it: theirs stands.
+            latest = session.transaction(transaction_id)
+            assert latest is not None
+            return Committed(payment, latest, False, previous)
         session.update_payment(updated)
         entries = self.outbox.queue(
             session, payment=updated, transaction=settled, previous_status=previous, at=now

@@ -31,7 +31,7 @@ from paycore.errors import (
     PluginError,
 )
 from paycore.gateways.base import Exchange, Gateway, Operation
-from paycore.gateways.driver import Recorded
+from paycore.gateways.driver import Summarized
 from paycore.money import Money
 from paycore.transactions.ledger import (
     SETTLEABLE,
@@ -247,7 +247,7 @@ class Orchestration:
         request = begun.request
         assert request is not None
         try:
-            recorded: Recorded[Any] = yield RunStep(
+            recorded: Summarized[Any] = yield RunStep(
                 begun.payment.gateway, lambda gateway: getattr(gateway, kind.value)(request), kind
             )
         except (GatewayUnavailable, GatewayAuthError) as error:
@@ -258,20 +258,14 @@ class Orchestration:
             # The plugin refused before sending (bad input for this gateway).
             refused = _failure(TransactionStatus.FAILED, error)
             committed = yield DbStep(
-                lambda: self.ledger.record(
-                    transaction.id, refused, payment_id=transaction.payment_id
-                )
+                lambda: self.ledger.record(transaction.id, refused, current=transaction)
             )
             yield DbStep(lambda: self.ledger.outbox.deliver(committed))
             raise
         else:
-            settlement = Settlement.from_result(
-                recorded.result, exchange=recorded.transcript.summary()
-            )
+            settlement = Settlement.from_result(recorded.result, exchange=recorded.summary)
         recorded_outcome: Committed = yield DbStep(
-            lambda: self.ledger.record(
-                transaction.id, settlement, payment_id=transaction.payment_id
-            )
+            lambda: self.ledger.record(transaction.id, settlement, current=transaction)
         )
         yield DbStep(lambda: self.ledger.outbox.deliver(recorded_outcome))
         return recorded_outcome.transaction
@@ -314,7 +308,7 @@ class Orchestration:
             return (yield from self._unsettled(transaction, next_check_at, asked=False, note=why))
         request = request_for(payment, transaction)
         try:
-            recorded: Recorded[Any] = yield RunStep(
+            recorded: Summarized[Any] = yield RunStep(
                 payment.gateway,
                 lambda gateway: gateway.fetch_status(request),
                 TransactionType.FETCH_STATUS,
@@ -326,7 +320,7 @@ class Orchestration:
                 )
             )
         result = recorded.result
-        settlement = Settlement.from_result(result, exchange=recorded.transcript.summary())
+        settlement = Settlement.from_result(result, exchange=recorded.summary)
         if result.decline_reason is DeclineReason.NOT_FOUND:
             settled_after = transaction.created_at + self._budget(payment.gateway)
             if self.clock() < settled_after + NOT_FOUND_MARGIN:
@@ -340,10 +334,7 @@ class Orchestration:
             settlement = _not_found(settlement)
         committed: Committed = yield DbStep(
             lambda: self.ledger.record(
-                transaction.id,
-                settlement,
-                expected=SETTLEABLE,
-                payment_id=transaction.payment_id,
+                transaction.id, settlement, expected=SETTLEABLE, current=transaction
             )
         )
         if committed.changed:

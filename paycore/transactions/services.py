@@ -260,7 +260,7 @@ class PaymentTransactionServices(Orchestration):
                     value = step.call()
                 elif isinstance(step, RunStep):
                     driver = self.drivers[step.gateway]
-                    value = driver.run_recorded(
+                    value = driver.run_summarized(
                         step.exchange(driver.gateway), operation=str(step.operation)
                     )
                 else:

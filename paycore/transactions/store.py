@@ -21,6 +21,7 @@ reaches these tables: a payment method is a type and a provider token.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -58,6 +59,8 @@ __all__ = [
 
 _BEGIN = "paycore_begin"  # execution option read by the SQLite "begin" listener
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for SQLite's write lock
+IDLE_BEFORE_PING = 2.0  # seconds a pooled PostgreSQL connection may idle unchecked
+_CHECKED_IN = "paycore_checked_in"
 
 
 def _engine_for(url: str, **options: Any) -> Engine:
@@ -70,8 +73,10 @@ def _engine_for(url: str, **options: Any) -> Engine:
     if backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        options.setdefault("pool_pre_ping", True)
-        return sa.create_engine(parsed, **options)
+        engine = sa.create_engine(parsed, **options)
+        if not options.get("pool_pre_ping"):
+            _ping_when_idle(engine)
+        return engine
     if backend != "sqlite":
         raise ConfigurationError(
             "database_url", [f"{backend}: paycore stores its ledger in SQLite or PostgreSQL"]
@@ -85,6 +90,34 @@ def _engine_for(url: str, **options: Any) -> Engine:
     engine = sa.create_engine(parsed, connect_args=connect_args, **options)
     _tune_sqlite(engine, memory=memory)
     return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before use if it sat idle: it may have gone stale.
+
+    A server restart or an idle timeout leaves dead connections in the pool. Pinging on
+    every checkout (``pool_pre_ping``) costs a round trip per database transaction; a
+    connection in steady use is alive, so only one idle for a while is pinged, and a
+    dead one is replaced before the ledger uses it.
+    """
+
+    @sa.event.listens_for(engine, "checkin")
+    def checkin(dbapi_connection: Any, record: Any) -> None:
+        record.info[_CHECKED_IN] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        checked_in = record.info.get(_CHECKED_IN)
+        if checked_in is None or time.monotonic() - checked_in < IDLE_BEFORE_PING:
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+            dbapi_connection.rollback()
+        except Exception as error:
+            # The pool discards this connection and checks out another.
+            raise sa.exc.DisconnectionError("a pooled connection went stale") from error
 
 
 def _tune_sqlite(engine: Engine, *, memory: bool) -> None:
@@ -144,6 +177,14 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        # Writers start with SQLite's write lock (BEGIN IMMEDIATE); the option is set
+        # once, on an engine sharing the pool, rather than on every connection.
+        self._writer = (
+            engine.execution_options(**{_BEGIN: "IMMEDIATE"})
+            if self.dialect == "sqlite"
+            else engine
+        )
+        self._locking = self.dialect == "postgresql"
 
     @classmethod
     def connect(cls, url: str, **engine_options: Any) -> Store:
@@ -164,11 +205,8 @@ class Store:
     @contextmanager
     def writing(self) -> Iterator[StoreSession]:
         """A database transaction that writes; commits on success, rolls back on error."""
-        with self.engine.connect() as connection:
-            if self.dialect == "sqlite":
-                connection = connection.execution_options(**{_BEGIN: "IMMEDIATE"})
-            with connection.begin():
-                yield StoreSession(connection, locking=self.dialect == "postgresql")
+        with self._writer.connect() as connection, connection.begin():
+            yield StoreSession(connection, locking=self._locking)
 
     @contextmanager
     def reading(self) -> Iterator[StoreSession]:
@@ -195,9 +233,25 @@ class StoreSession:
         )
 
     def update_payment(self, payment: Payment) -> None:
-        values = _payment_values(payment)
-        del values["id"], values["created_at"]
-        self.connection.execute(_UPDATE_PAYMENT, {**values, "match_id": payment.id})
+        """Store what moves after creation: status, totals, the provider's references.
+
+        The rest (amount, gateway, method, customer, owner …) is fixed when the payment
+        is created and is not written again.
+        """
+        self.connection.execute(
+            _UPDATE_PAYMENT,
+            {
+                "match_id": payment.id,
+                "status": payment.status.value,
+                "authorized": payment.authorized.minor_units,
+                "captured": payment.captured.minor_units,
+                "refunded": payment.refunded.minor_units,
+                "capturable": payment.capturable.minor_units,
+                "gateway_reference": payment.gateway_reference,
+                "authorization_expires_at": payment.authorization_expires_at,
+                "updated_at": payment.updated_at,
+            },
+        )
 
     def payment(self, payment_id: str, *, lock: bool = False) -> Payment | None:
         """The payment, locked against other writers until commit when ``lock``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -343,6 +344,39 @@ def test_run_recorded_returns_the_result_with_its_scrubbed_transcript() -> None:
         '{"id": "p1"}',
     )
     assert SENTINEL_SECRET not in record.request_body
+
+
+def test_run_summarized_gives_the_transcripts_summary_without_building_a_transcript() -> None:
+    with FaultyServer([respond(200, '{"id": "p1"}')]) as server:
+        gateway = echo(server.url + f"/{SENTINEL_SECRET}")  # a secret in the URL too
+        with GatewayDriver(gateway, hooks=None, retry=FAST_RETRY) as driver:
+            built: list[object] = []
+            original = driver.scrubber.body
+            driver.scrubber.body = lambda content: built.append(content) or original(content)  # type: ignore[method-assign]
+            summarized = driver.run_summarized(authorize(gateway), operation="authorize")
+    assert summarized.result == {"id": "p1"}
+    assert built == []  # no body was scrubbed: none is kept
+    assert summarized.summary.startswith("POST http://127.0.0.1:")
+    assert " -> 200 (" in summarized.summary and summarized.summary.endswith(" ms)")
+    assert SENTINEL_SECRET not in summarized.summary
+    assert "/[REDACTED]/" in summarized.summary
+
+
+def test_run_summarized_matches_the_transcripts_summary_sync_and_async() -> None:
+    async def summarize_async(gateway: EchoGateway) -> str:
+        async with AsyncGatewayDriver(gateway, hooks=None, retry=FAST_RETRY) as driver:
+            return (await driver.run_summarized(authorize(gateway), operation="authorize")).summary
+
+    with FaultyServer([respond(200, "{}")] * 3) as server:
+        gateway = echo(server.url)
+        with GatewayDriver(gateway, hooks=None, retry=FAST_RETRY) as driver:
+            summary = driver.run_summarized(authorize(gateway), operation="authorize").summary
+            recorded = driver.run_recorded(authorize(gateway), operation="authorize")
+        async_summary = asyncio.run(summarize_async(gateway))
+    shape = re.compile(r"POST \S+ -> 200 \(\d+\.\d ms\)")
+    assert shape.fullmatch(summary)
+    assert shape.fullmatch(recorded.transcript.summary())
+    assert shape.fullmatch(async_summary)
 
 
 def test_errors_carry_the_transcript_of_every_attempt(run: Callable[..., Any]) -> None:

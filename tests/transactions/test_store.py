@@ -455,3 +455,27 @@ def test_the_next_locker_of_a_payment_sees_what_the_first_committed(store: Store
 
     assert not thread.is_alive()
     assert seen.get_nowait() == authorized
+
+
+@pytest.mark.postgres
+def test_a_pooled_postgresql_connection_killed_while_idle_is_replaced_before_use(
+    session_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from paycore.transactions import store as store_module
+
+    store = Store.connect(session_postgres_url, pool_size=1, max_overflow=0)
+    try:
+        with store.reading() as session:
+            backend = session.connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        # The server drops the pooled connection (a restart, an idle timeout).
+        with Store.connect(session_postgres_url).engine.begin() as admin:
+            admin.exec_driver_sql(f"SELECT pg_terminate_backend({int(backend)})")
+        monkeypatch.setattr(store_module, "IDLE_BEFORE_PING", 0.0)
+
+        with store.reading() as session:
+            replacement = session.connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            assert session.payment("pay_none") is None
+    finally:
+        store.close()
+
+    assert replacement != backend
