@@ -33,7 +33,13 @@ if TYPE_CHECKING:
         WebhookSignatureError,
     )
     from paycore.gateways.base import Capabilities, Exchange, Gateway, GatewayConfig, Operation
-    from paycore.gateways.driver import AsyncGatewayDriver, GatewayDriver, Recorded, RetryPolicy
+    from paycore.gateways.driver import (
+        AsyncGatewayDriver,
+        GatewayDriver,
+        Recorded,
+        RetryPolicy,
+        Summarized,
+    )
     from paycore.gateways.scrub import Transcript
     from paycore.money import Currency, Money
     from paycore.transactions.async_services import AsyncPaymentTransactionServices
@@ -109,6 +115,7 @@ __all__ = [
     "Settings",
     "StateError",
     "Store",
+    "Summarized",
     "TransactionStatus",
     "TransactionType",
     "Transcript",
@@ -167,6 +174,7 @@ _MODULES = {
     "Settings": "paycore.config",
     "StateError": "paycore.errors",
     "Store": "paycore.transactions.store",
+    "Summarized": "paycore.gateways.driver",
     "TransactionStatus": "paycore.transactions.model",
     "TransactionType": "paycore.transactions.model",
     "Transcript": "paycore.gateways.scrub",

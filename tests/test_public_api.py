@@ -21,7 +21,7 @@ EXPECTED = {
     "WebhookRequest", "WebhookReply", "WebhookHandling",
     # the contract and the driver
     "Gateway", "GatewayConfig", "Capabilities", "Operation", "Exchange",
-    "GatewayDriver", "AsyncGatewayDriver", "RetryPolicy", "Recorded", "Transcript",
+    "GatewayDriver", "AsyncGatewayDriver", "RetryPolicy", "Recorded", "Summarized", "Transcript",
     # the ledger and the services
     "Payment", "PaymentTransaction", "PaymentTransactionServices",
     "AsyncPaymentTransactionServices", "Store", "Reconciler", "NotFound",
