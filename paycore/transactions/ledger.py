@@ -42,6 +42,7 @@ from paycore.errors import (
     UnsupportedOperation,
 )
 from paycore.gateways.base import Gateway, Operation
+from paycore.gateways.scrub import Scrubber
 from paycore.money import Money
 from paycore.transactions import states
 from paycore.transactions.model import (
@@ -195,6 +196,9 @@ class Ledger:
         self.hooks = hooks
         self.clock = clock
         self.outbox = Outbox(store, hooks, clock=clock)
+        # Providers' messages are stored, so they go through the same scrubbing as
+        # transcripts: a provider echoing a card number or a key must not reach the table.
+        self._scrubbers = {name: Scrubber(g.secret_values()) for name, g in gateways.items()}
 
     # -- payments ------------------------------------------------------------------------
 
@@ -360,7 +364,8 @@ class Ledger:
                     updated_at=now,
                     resolved_at=None,
                 )
-                session.update_transaction(transaction, expected={TransactionStatus.FAILED})
+                if not session.update_transaction(transaction, expected={TransactionStatus.FAILED}):
+                    raise PaymentBusy(f"transaction {existing.id} changed meanwhile; retry")
             else:
                 transaction = PaymentTransaction(
                     id=new_id("txn"),
@@ -434,7 +439,7 @@ class Ledger:
         ):
             # Settled by someone else first, or nothing new (still processing).
             return Committed(payment, transaction, False, previous)
-        settled = _settled(transaction, settlement, now)
+        settled = _settled(transaction, self._scrubbed(payment.gateway, settlement), now)
         updated = states.apply_outcome(
             payment,
             settled,
@@ -458,10 +463,9 @@ class Ledger:
             updated = payment
         updated = _with_references(updated, settled, settlement, now)
         if not session.update_transaction(settled, expected={transaction.status}):
-            # Settled by someone else since the caller read it: theirs stands.
-            latest = session.transaction(transaction_id)
-            assert latest is not None
-            return Committed(payment, latest, False, previous)
+            # Changed since the caller read it (a webhook or a check got there first):
+            # judge the answer against the transaction as it stands now.
+            return self._record_in(session, transaction_id, settlement, expected, now, payment.id)
         session.update_payment(updated)
         entries = self.outbox.queue(
             session, payment=updated, transaction=settled, previous_status=previous, at=now
@@ -479,16 +483,12 @@ class Ledger:
             transaction = session.transaction(transaction_id)
             if transaction is None:
                 raise NotFound("transaction", transaction_id)
-            if transaction.is_final:
-                return transaction
-            checked = evolve(
-                transaction,
-                checks=transaction.checks + 1,
-                next_check_at=next_check_at,
-            )
-            if session.update_transaction(checked, expected={transaction.status}):
-                return checked
-            return session.transaction(transaction_id) or transaction
+            if not transaction.is_final:
+                session.note_check(
+                    transaction_id, status=transaction.status, next_check_at=next_check_at
+                )
+                transaction = session.transaction(transaction_id) or transaction
+            return transaction
 
     # -- webhooks ------------------------------------------------------------------------
 
@@ -539,6 +539,16 @@ class Ledger:
         except _Duplicate:
             return "duplicate", None
         return disposition, committed
+
+    def _scrubbed(self, gateway: str, settlement: Settlement) -> Settlement:
+        scrubber = self._scrubbers.get(gateway) or Scrubber(())
+        return evolve(
+            settlement,
+            message=None if settlement.message is None else scrubber.text(settlement.message),
+            decline_code=(
+                None if settlement.decline_code is None else scrubber.text(settlement.decline_code)
+            ),
+        )
 
     def _gateway(self, payment: Payment) -> Gateway:
         gateway = self.gateways.get(payment.gateway)

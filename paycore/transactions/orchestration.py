@@ -265,7 +265,9 @@ class Orchestration:
         else:
             settlement = Settlement.from_result(recorded.result, exchange=recorded.summary)
         recorded_outcome: Committed = yield DbStep(
-            lambda: self.ledger.record(transaction.id, settlement, current=transaction)
+            lambda: self.ledger.record(
+                transaction.id, settlement, expected=SETTLEABLE, current=transaction
+            )
         )
         yield DbStep(lambda: self.ledger.outbox.deliver(recorded_outcome))
         return recorded_outcome.transaction
@@ -322,7 +324,8 @@ class Orchestration:
         result = recorded.result
         settlement = Settlement.from_result(result, exchange=recorded.summary)
         if result.decline_reason is DeclineReason.NOT_FOUND:
-            settled_after = transaction.created_at + self._budget(payment.gateway)
+            # From when it was last sent: a failed transaction sent again counts anew.
+            settled_after = transaction.updated_at + self._budget(payment.gateway)
             if self.clock() < settled_after + NOT_FOUND_MARGIN:
                 # An attempt may still be on its way to the provider: not yet.
                 why = "the provider has no record of it yet; an attempt may still be on its way"

@@ -140,7 +140,7 @@ class ReconcileReport:
     rows: tuple[ReconcileRow, ...]
     dry_run: bool
     checked_at: datetime
-    created_before: datetime
+    idle_before: datetime
     redelivered: int = 0
 
     @property
@@ -241,15 +241,13 @@ class Reconciler:
             raise InvalidRequest("limit must be a positive integer")
         now = self.clock()
         try:
-            created_before = now - age
+            idle_before = now - age
         except OverflowError:
             raise InvalidRequest(f"older_than is too long: at most {MAX_DURATION}") from None
         if dry_run:
-            due = self._due(created_before, now, limit)
+            due = self._due(idle_before, now, limit)
             rows = tuple(_due_row(transaction) for transaction in due)
-            return ReconcileReport(
-                rows=rows, dry_run=True, checked_at=now, created_before=created_before
-            )
+            return ReconcileReport(rows=rows, dry_run=True, checked_at=now, idle_before=idle_before)
         checked: list[ReconcileRow] = []
         seen: set[str] = set()
         lingering = 0  # seen in this run and still due: not asked, or not rescheduled
@@ -257,7 +255,7 @@ class Reconciler:
         while limit is None or len(checked) < limit:
             size = self.batch if limit is None else min(self.batch, limit - len(checked))
             wanted = size + lingering
-            due = self._due(created_before, now, wanted)
+            due = self._due(idle_before, now, wanted)
             fresh = [transaction for transaction in due if transaction.id not in seen][:size]
             for transaction in fresh:
                 seen.add(transaction.id)
@@ -271,16 +269,16 @@ class Reconciler:
             rows=tuple(checked),
             dry_run=False,
             checked_at=now,
-            created_before=created_before,
+            idle_before=idle_before,
             redelivered=self._redeliver(),
         )
 
     def _due(
-        self, created_before: datetime, now: datetime, limit: int | None
+        self, idle_before: datetime, now: datetime, limit: int | None
     ) -> list[PaymentTransaction]:
         with self.services.store.reading() as session:
             return session.unresolved(
-                UNRESOLVED, created_before=created_before, due_by=now, limit=limit
+                UNRESOLVED, updated_before=idle_before, due_by=now, limit=limit
             )
 
     def _check(self, transaction: PaymentTransaction, failures: dict[str, int]) -> ReconcileRow:

@@ -87,8 +87,8 @@ transactions = sa.Table(
     sa.Column("resolved_at", _WHEN),
     sa.UniqueConstraint("payment_id", "idempotency_key"),
     sa.Index(None, "payment_id", "created_at"),
-    # Reconciliation: unresolved transactions older than T.
-    sa.Index(None, "status", "created_at"),
+    # Reconciliation: unresolved transactions not sent or changed since T.
+    sa.Index(None, "status", "updated_at"),
 )
 
 webhook_events = sa.Table(

@@ -162,6 +162,12 @@ _UPDATE_TRANSACTION_FROM_ONE = (
     .where(transactions.c.id == sa.bindparam("match_id"))
     .where(transactions.c.status == sa.bindparam("expected"))
 )
+_NOTE_CHECK = (
+    transactions.update()
+    .where(transactions.c.id == sa.bindparam("match_id"))
+    .where(transactions.c.status == sa.bindparam("expected"))
+    .values(checks=transactions.c.checks + 1)
+)
 _INSERT_OUTBOX = outbox.insert()
 _DELETE_OUTBOX = outbox.delete().where(outbox.c.id.in_(sa.bindparam("ids", expanding=True)))
 
@@ -297,14 +303,27 @@ class StoreSession:
         """Store ``transaction`` if its stored status is one of ``expected``.
 
         Returns whether it was stored: False when someone else resolved it first.
+        Reconciliation's bookkeeping (``checks``, ``next_check_at``) is left to
+        `note_check`, so a writer holding an older copy cannot undo it.
         """
         values = _transaction_values(transaction)
-        del values["id"], values["created_at"]
+        for fixed in ("id", "created_at", "checks", "next_check_at"):
+            del values[fixed]
         statuses = [status.value for status in expected]
         statement = _UPDATE_TRANSACTION_FROM_ONE if len(statuses) == 1 else _UPDATE_TRANSACTION
         wanted: str | list[str] = statuses[0] if len(statuses) == 1 else statuses
         result = self.connection.execute(
             statement, {**values, "match_id": transaction.id, "expected": wanted}
+        )
+        return bool(result.rowcount == 1)
+
+    def note_check(
+        self, transaction_id: str, *, status: TransactionStatus, next_check_at: datetime | None
+    ) -> bool:
+        """Count one more check of a transaction still in ``status``; schedule the next."""
+        result = self.connection.execute(
+            _NOTE_CHECK,
+            {"match_id": transaction_id, "expected": status.value, "next_check_at": next_check_at},
         )
         return bool(result.rowcount == 1)
 
@@ -337,18 +356,19 @@ class StoreSession:
         self,
         statuses: Iterable[TransactionStatus],
         *,
-        created_before: datetime,
+        updated_before: datetime,
         due_by: datetime | None = None,
         limit: int | None = None,
     ) -> list[PaymentTransaction]:
-        """Transactions in ``statuses`` created before ``created_before``, oldest first.
+        """Transactions in ``statuses`` last sent or changed before ``updated_before``.
 
-        With ``due_by``, only those whose next check is due by then.
+        Oldest first; with ``due_by``, only those whose next check is due by then. A
+        failed transaction sent again counts from when it was sent again.
         """
         query = (
             transactions.select()
             .where(transactions.c.status.in_([status.value for status in statuses]))
-            .where(transactions.c.created_at < created_before)
+            .where(transactions.c.updated_at < updated_before)
         )
         if due_by is not None:
             query = query.where(
@@ -356,7 +376,7 @@ class StoreSession:
                     transactions.c.next_check_at.is_(None), transactions.c.next_check_at <= due_by
                 )
             )
-        query = query.order_by(transactions.c.created_at, transactions.c.id)
+        query = query.order_by(transactions.c.updated_at, transactions.c.id)
         if limit is not None:
             query = query.limit(limit)
         return [_transaction_from(row._mapping) for row in self.connection.execute(query)]

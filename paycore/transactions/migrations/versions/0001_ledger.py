@@ -97,7 +97,7 @@ def upgrade() -> None:
         op.f("ix_transactions_payment_id_created_at"), "transactions", ["payment_id", "created_at"]
     )
     op.create_index(
-        op.f("ix_transactions_status_created_at"), "transactions", ["status", "created_at"]
+        op.f("ix_transactions_status_updated_at"), "transactions", ["status", "updated_at"]
     )
 
     op.create_table(
@@ -132,7 +132,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("outbox")
     op.drop_table("webhook_events")
-    op.drop_index(op.f("ix_transactions_status_created_at"), table_name="transactions")
+    op.drop_index(op.f("ix_transactions_status_updated_at"), table_name="transactions")
     op.drop_index(op.f("ix_transactions_payment_id_created_at"), table_name="transactions")
     op.drop_table("transactions")
     op.drop_index(op.f("ix_payments_gateway_gateway_reference"), table_name="payments")
