@@ -57,7 +57,14 @@ from paycore.gateways.attempts import ClientClosed, ExchangeRun, RetryPolicy
 from paycore.gateways.base import Exchange, Gateway
 from paycore.gateways.scrub import Scrubber, Transcript
 
-__all__ = ["AsyncGatewayDriver", "GatewayDriver", "Recorded", "RetryPolicy", "Summarized"]
+__all__ = [
+    "AsyncGatewayDriver",
+    "GatewayDriver",
+    "Recorded",
+    "RetryPolicy",
+    "Summarized",
+    "default_hooks",
+]
 
 T = TypeVar("T")
 
@@ -107,7 +114,7 @@ class _DriverBase:
         self.clock = clock
         self.rng = rng or random.Random()
         self.scrubber = Scrubber(gateway.secret_values())
-        self.hooks = _default_hooks() if hooks is ... else hooks
+        self.hooks = default_hooks() if hooks is ... else hooks
 
     def _conduct(
         self, exchange: Exchange[T], operation: str, *, keep: bool
@@ -189,7 +196,8 @@ def _plugin_failure(
     return error
 
 
-def _default_hooks() -> Any:
+def default_hooks() -> Any:
+    """The installed plugins' hook relay (loaded on first use, to keep imports light)."""
     from paycore.plugins import hook_manager
 
     return hook_manager().hook

@@ -204,6 +204,12 @@ class AsyncPaymentTransactionServices(Orchestration):
         check_id(payment_id, "payment_id")
         return await _in_thread(lambda: self.ledger.transactions(payment_id))
 
+    async def payments_of(self, owner: str) -> tuple[Payment, ...]:
+        """The payments of one owner, oldest first; see `PaymentTransactionServices.payments_of`."""
+        if not isinstance(owner, str) or not owner:
+            raise InvalidRequest("owner must be a checkout or order id")
+        return await _in_thread(lambda: self.ledger.payments_of(owner))
+
     async def aclose(self) -> None:
         """Close the gateways' HTTP clients and the store."""
         await _in_thread(self.ledger.outbox.close)

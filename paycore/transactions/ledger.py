@@ -292,6 +292,10 @@ class Ledger:
                 raise NotFound("payment", payment_id)
             return tuple(session.transactions_of(payment_id))
 
+    def payments_of(self, owner: str) -> tuple[Payment, ...]:
+        with self.store.reading() as session:
+            return tuple(session.payments_of_owner(owner))
+
     def payment_and_transaction(self, transaction_id: str) -> tuple[Payment, PaymentTransaction]:
         with self.store.reading() as session:
             transaction = session.transaction(transaction_id)

@@ -31,7 +31,7 @@ from paycore.errors import (
     PluginError,
 )
 from paycore.gateways.base import Exchange, Gateway, Operation
-from paycore.gateways.driver import Summarized
+from paycore.gateways.driver import Summarized, default_hooks
 from paycore.money import Money
 from paycore.transactions.ledger import (
     SETTLEABLE,
@@ -318,7 +318,7 @@ class Orchestration:
         except PaycoreError as error:
             return (
                 yield from self._unsettled(
-                    transaction, next_check_at, asked=True, note=_one_line(error), error=error
+                    transaction, next_check_at, asked=True, note=one_line(error), error=error
                 )
             )
         result = recorded.result
@@ -401,12 +401,6 @@ class Orchestration:
         return timedelta(seconds=seconds)
 
 
-def default_hooks() -> Any:
-    from paycore.plugins import hook_manager
-
-    return hook_manager().hook
-
-
 def _failure(status: TransactionStatus, error: PaycoreError) -> Settlement:
     transcript = error.transcript if isinstance(error, GatewayError) else None
     return Settlement(
@@ -427,7 +421,8 @@ def _not_found(settlement: Settlement) -> Settlement:
     )
 
 
-def _one_line(error: Exception) -> str:
+def one_line(error: BaseException) -> str:
+    """An error as one line for notes and reports: its kind, then its message."""
     text = " ".join(str(error).split()) or type(error).__name__
     return f"{type(error).__name__}: {text[:300]}"
 

@@ -23,7 +23,6 @@ import logging
 import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import TypeVar
 
 from attrs import field, frozen
 
@@ -35,6 +34,7 @@ from paycore.transactions.model import (
     TransactionStatus,
     TransactionType,
 )
+from paycore.transactions.orchestration import one_line
 from paycore.transactions.records import UNRESOLVED, PaymentTransaction
 from paycore.transactions.services import Check, PaymentTransactionServices
 
@@ -49,7 +49,6 @@ __all__ = [
 
 log = logging.getLogger("paycore.reconcile")
 
-T = TypeVar("T")
 
 DEFAULT_GRACE = timedelta(minutes=5)
 MAX_DURATION = timedelta(days=36500)
@@ -294,10 +293,10 @@ class Reconciler:
             check = services.check(transaction.id, next_check_at=next_check_at)
         except Exception as exc:  # one transaction's failure must not stop the run
             log.exception("reconciling transaction %s failed", transaction.id)
-            error = _one_line(exc)
+            error = _clip(one_line(exc))
         else:
             if check.error is not None:
-                error = _one_line(check.error)
+                error = _clip(one_line(check.error))
             if check.asked:
                 failures[gateway] = failures.get(gateway, 0) + 1 if check.error else 0
         after = transaction if check is None else check.transaction
@@ -396,10 +395,6 @@ def _note(
     if answer is not None and answer.decline_reason is DeclineReason.NOT_FOUND:
         return "the provider has no record of it yet; an attempt may still be in flight" + later
     return f"still {status} at the gateway" + later
-
-
-def _one_line(error: BaseException) -> str:
-    return _clip(f"{type(error).__name__}: {' '.join(str(error).split())}")
 
 
 def _clip(text: str) -> str:

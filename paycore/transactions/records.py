@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 from attrs import field, frozen
 
@@ -143,15 +142,3 @@ class PaymentTransaction:
     @property
     def succeeded(self) -> bool:
         return self.status is TransactionStatus.SUCCEEDED
-
-    def describe(self) -> dict[str, Any]:
-        """A plain summary for logs and reports (no secrets: records hold none)."""
-        return {
-            "id": self.id,
-            "payment_id": self.payment_id,
-            "type": self.type.value,
-            "status": self.status.value,
-            "amount": str(self.amount),
-            "decline_reason": self.decline_reason.value if self.decline_reason else None,
-            "failure": self.failure,
-        }

@@ -228,6 +228,12 @@ class PaymentTransactionServices(Orchestration):
         check_id(payment_id, "payment_id")
         return self.ledger.transactions(payment_id)
 
+    def payments_of(self, owner: str) -> tuple[Payment, ...]:
+        """The payments of one owner (a checkout or an order id), oldest first."""
+        if not isinstance(owner, str) or not owner:
+            raise InvalidRequest("owner must be a checkout or order id")
+        return self.ledger.payments_of(owner)
+
     def close(self) -> None:
         """Close the gateways' HTTP clients and the store."""
         self.ledger.outbox.close()

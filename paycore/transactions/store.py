@@ -283,7 +283,9 @@ class StoreSession:
 
     def payments_of_owner(self, owner: str) -> list[Payment]:
         rows = self.connection.execute(
-            payments.select().where(payments.c.owner == owner).order_by(payments.c.created_at)
+            payments.select()
+            .where(payments.c.owner == owner)
+            .order_by(payments.c.created_at, payments.c.id)
         )
         return [_payment_from(row._mapping) for row in rows]
 

@@ -134,6 +134,7 @@ def test_the_async_facade_has_every_method_of_the_sync_one_with_the_same_paramet
         "get_payment",
         "get_transaction",
         "list_transactions",
+        "payments_of",
     ]
     for name in shared:
         sync_method = getattr(PaymentTransactionServices, name)

@@ -111,3 +111,14 @@ def test_a_providers_message_is_scrubbed_before_it_is_stored(
     assert DEFAULT_API_KEY not in stored.message
     assert "4111 1111 1111 1111" not in stored.message
     assert "refused" in stored.message
+
+
+def test_an_owners_payments_are_listed_oldest_first_and_no_others(
+    services: PaymentTransactionServices,
+) -> None:
+    first = services.create_payment(usd(600), gateway="dummy", payment_method=CARD, owner="o-1")
+    services.create_payment(usd(100), gateway="dummy", payment_method=CARD, owner="o-2")
+    second = services.create_payment(usd(400), gateway="dummy", payment_method=CARD, owner="o-1")
+
+    assert [p.id for p in services.payments_of("o-1")] == [first.id, second.id]
+    assert services.payments_of("o-3") == ()
