@@ -404,10 +404,13 @@ def test_a_refused_request_leaves_its_idempotency_key_free_for_the_corrected_one
     ]
 
 
-def test_the_euro_only_gateway_takes_euros(services: PaymentTransactionServices) -> None:
-    """It refuses dollars for their currency, nothing else."""
+def test_the_euro_only_gateway_takes_euros_and_refuses_dollars_for_their_currency_alone(
+    services: PaymentTransactionServices,
+) -> None:
     payment = services.create_payment(Money(1000, "EUR"), gateway="euro_only", payment_method=CARD)
     assert services.authorize(payment.id).succeeded
+    with pytest.raises(InvalidRequest, match="does not take USD"):
+        services.create_payment(Money(1000, "USD"), gateway="euro_only", payment_method=CARD)
 
 
 # -- Money itself ----------------------------------------------------------------------------
