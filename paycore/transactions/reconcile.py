@@ -248,22 +248,15 @@ class Reconciler:
             rows = tuple(_due_row(transaction) for transaction in due)
             return ReconcileReport(rows=rows, dry_run=True, checked_at=now, idle_before=idle_before)
         checked: list[ReconcileRow] = []
-        seen: set[str] = set()
-        lingering = 0  # seen in this run and still due: not asked, or not rescheduled
         failures: dict[str, int] = {}  # gateway -> checks failed in a row
+        after: tuple[datetime, str] | None = None  # the last row read: pages never overlap
         while limit is None or len(checked) < limit:
             size = self.batch if limit is None else min(self.batch, limit - len(checked))
-            wanted = size + lingering
-            due = self._due(idle_before, now, wanted)
-            fresh = [transaction for transaction in due if transaction.id not in seen][:size]
-            for transaction in fresh:
-                seen.add(transaction.id)
-                row = self._check(transaction, failures)
-                checked.append(row)
-                if not row.resolved and (row.next_check_at is None or row.next_check_at <= now):
-                    lingering += 1
-            if not fresh or len(due) < wanted:
+            due = self._due(idle_before, now, size, after)
+            checked.extend(self._check(transaction, failures) for transaction in due)
+            if len(due) < size:
                 break
+            after = (due[-1].updated_at, due[-1].id)
         return ReconcileReport(
             rows=tuple(checked),
             dry_run=False,
@@ -273,11 +266,15 @@ class Reconciler:
         )
 
     def _due(
-        self, idle_before: datetime, now: datetime, limit: int | None
+        self,
+        idle_before: datetime,
+        now: datetime,
+        limit: int | None,
+        after: tuple[datetime, str] | None = None,
     ) -> list[PaymentTransaction]:
         with self.services.store.reading() as session:
             return session.unresolved(
-                UNRESOLVED, updated_before=idle_before, due_by=now, limit=limit
+                UNRESOLVED, updated_before=idle_before, due_by=now, limit=limit, after=after
             )
 
     def _check(self, transaction: PaymentTransaction, failures: dict[str, int]) -> ReconcileRow:

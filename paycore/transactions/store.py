@@ -361,11 +361,13 @@ class StoreSession:
         updated_before: datetime,
         due_by: datetime | None = None,
         limit: int | None = None,
+        after: tuple[datetime, str] | None = None,
     ) -> list[PaymentTransaction]:
         """Transactions in ``statuses`` last sent or changed before ``updated_before``.
 
-        Oldest first; with ``due_by``, only those whose next check is due by then. A
-        failed transaction sent again counts from when it was sent again.
+        Oldest first; with ``due_by``, only those whose next check is due by then; with
+        ``after`` (the ``updated_at`` and id of the last row of a previous page), only
+        those after it. A failed transaction sent again counts from when it was sent.
         """
         query = (
             transactions.select()
@@ -377,6 +379,10 @@ class StoreSession:
                 sa.or_(
                     transactions.c.next_check_at.is_(None), transactions.c.next_check_at <= due_by
                 )
+            )
+        if after is not None:
+            query = query.where(
+                sa.tuple_(transactions.c.updated_at, transactions.c.id) > sa.tuple_(*after)
             )
         query = query.order_by(transactions.c.updated_at, transactions.c.id)
         if limit is not None:
