@@ -283,6 +283,7 @@ def test_update_transaction_stores_only_over_an_expected_status(store: Store) ->
         decline_code=None,
         next_action=None,
         created_at=pending.created_at,
+        checks=pending.checks + 5,  # a stale count: reconciliation's, not the writer's
     )
 
     with store.writing() as session:
@@ -299,7 +300,32 @@ def test_update_transaction_stores_only_over_an_expected_status(store: Store) ->
     assert refused is False
     assert after_refusal == pending
     assert stored is True
-    assert after_update == succeeded
+    # Everything but reconciliation's bookkeeping, which only note_check writes.
+    assert after_update == attrs.evolve(
+        succeeded, checks=pending.checks, next_check_at=pending.next_check_at
+    )
+
+
+def test_note_check_counts_a_check_only_while_the_status_is_as_seen(store: Store) -> None:
+    payment = a_bare_payment()
+    unknown = a_transaction(payment, status=TransactionStatus.UNKNOWN, resolved_at=None)
+    with store.writing() as session:
+        session.insert_payment(payment)
+        session.insert_transaction(unknown)
+    later = unknown.created_at + timedelta(hours=1)
+
+    with store.writing() as session:
+        counted = session.note_check(
+            unknown.id, status=TransactionStatus.UNKNOWN, next_check_at=later
+        )
+        missed = session.note_check(
+            unknown.id, status=TransactionStatus.PENDING, next_check_at=None
+        )
+        after = session.transaction(unknown.id)
+
+    assert (counted, missed) == (True, False)
+    assert after is not None
+    assert (after.checks, after.next_check_at) == (unknown.checks + 1, later)
 
 
 def test_record_event_stores_each_event_of_a_gateway_once(store: Store) -> None:
