@@ -24,7 +24,6 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from paycore.errors import InvalidRequest
 from paycore.gateways.base import Gateway
 from paycore.gateways.driver import AsyncGatewayDriver
 from paycore.money import Money
@@ -43,6 +42,7 @@ from paycore.transactions.orchestration import (
     RunStep,
     Steps,
     check_id,
+    check_owner,
 )
 from paycore.transactions.records import Payment, PaymentTransaction
 from paycore.transactions.store import Store
@@ -71,23 +71,10 @@ class AsyncPaymentTransactionServices(Orchestration):
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        plain = {name: _gateway_of(value) for name, value in gateways.items()}
-        self._setup(store, plain, hooks=hooks, clock=clock)
-        self.drivers = {
-            name: value
-            if isinstance(value, AsyncGatewayDriver)
-            else AsyncGatewayDriver(value, hooks=self.hooks)
-            for name, value in gateways.items()
-        }
+        self.drivers: dict[str, AsyncGatewayDriver] = self._setup(
+            store, gateways, driver_type=AsyncGatewayDriver, hooks=hooks, clock=clock
+        )
         self._sleep = sleep
-
-    @classmethod
-    def from_settings(cls, settings: Any, *, store: Store | None = None, **options: Any) -> Self:
-        """Services for a `paycore.config.Settings`: its database and gateways."""
-        from paycore.config import build_gateways
-
-        gateways = build_gateways(settings)
-        return cls(store or Store.connect(settings.database_url), gateways, **options)
 
     async def create_payment(
         self,
@@ -206,8 +193,7 @@ class AsyncPaymentTransactionServices(Orchestration):
 
     async def payments_of(self, owner: str) -> tuple[Payment, ...]:
         """The payments of one owner, oldest first; see `PaymentTransactionServices.payments_of`."""
-        if not isinstance(owner, str) or not owner:
-            raise InvalidRequest("owner must be a checkout or order id")
+        check_owner(owner)
         return await _in_thread(lambda: self.ledger.payments_of(owner))
 
     async def aclose(self) -> None:
@@ -272,13 +258,3 @@ async def _in_thread(call: Callable[[], T]) -> T:
         if not running.cancelled():
             running.exception()  # seen: an error here is the cancelled caller's no more
         raise
-
-
-def _gateway_of(value: Gateway | AsyncGatewayDriver) -> Gateway:
-    if isinstance(value, AsyncGatewayDriver):
-        return value.gateway
-    if isinstance(value, Gateway):
-        return value
-    raise InvalidRequest(
-        f"a gateway or AsyncGatewayDriver was expected, not {type(value).__name__}"
-    )

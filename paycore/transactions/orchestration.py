@@ -17,7 +17,7 @@ from collections.abc import Callable, Generator, Mapping
 from datetime import datetime, timedelta
 from functools import partial
 from types import SimpleNamespace
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, Self, TypeAlias, TypeVar
 
 from attrs import frozen
 
@@ -124,18 +124,37 @@ class Orchestration:
     def _setup(
         self,
         store: Store,
-        gateways: Mapping[str, Gateway],
+        gateways: Mapping[str, Any],
         *,
+        driver_type: type[Any],
         hooks: Any | None,
         clock: Callable[[], datetime],
-    ) -> None:
+    ) -> dict[str, Any]:
+        """Set up the shared state; returns a ``driver_type`` driver per gateway.
+
+        ``gateways`` maps names to gateways, or to drivers of ``driver_type`` already
+        built (your own client, retries or hooks).
+        """
         if not gateways:
             raise InvalidRequest("configure at least one gateway")
+        plain = {name: _gateway_of(value, driver_type) for name, value in gateways.items()}
         self.store = store
-        self.gateways = dict(gateways)
+        self.gateways = plain
         self.hooks = default_hooks() if hooks is ... else hooks
         self.ledger = Ledger(store, self.gateways, hooks=self.hooks, clock=clock)
         self.clock = clock
+        return {
+            name: value if isinstance(value, driver_type) else driver_type(value, hooks=self.hooks)
+            for name, value in gateways.items()
+        }
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, store: Store | None = None, **options: Any) -> Self:
+        """Services for a `paycore.config.Settings`: its database and gateways."""
+        from paycore.config import build_gateways
+
+        gateways = build_gateways(settings)
+        return cls(store or Store.connect(settings.database_url), gateways, **options)  # type: ignore[call-arg]
 
     # -- payments ------------------------------------------------------------------------
 
@@ -425,6 +444,21 @@ def one_line(error: BaseException) -> str:
     """An error as one line for notes and reports: its kind, then its message."""
     text = " ".join(str(error).split()) or type(error).__name__
     return f"{type(error).__name__}: {text[:300]}"
+
+
+def _gateway_of(value: Any, driver_type: type[Any]) -> Gateway:
+    if isinstance(value, driver_type):
+        return value.gateway  # type: ignore[no-any-return]
+    if isinstance(value, Gateway):
+        return value
+    raise InvalidRequest(
+        f"a gateway or {driver_type.__name__} was expected, not {type(value).__name__}"
+    )
+
+
+def check_owner(value: Any) -> None:
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest("owner must be a checkout or order id")
 
 
 def check_id(value: Any, name: str) -> None:

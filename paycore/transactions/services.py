@@ -42,7 +42,6 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from paycore.errors import InvalidRequest
 from paycore.gateways.base import Gateway
 from paycore.gateways.driver import GatewayDriver
 from paycore.money import Money
@@ -61,6 +60,7 @@ from paycore.transactions.orchestration import (
     RunStep,
     Steps,
     check_id,
+    check_owner,
 )
 from paycore.transactions.records import Payment, PaymentTransaction
 from paycore.transactions.store import Store
@@ -88,23 +88,10 @@ class PaymentTransactionServices(Orchestration):
         clock: Callable[[], datetime] = utc_now,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        plain = {name: _gateway_of(value) for name, value in gateways.items()}
-        self._setup(store, plain, hooks=hooks, clock=clock)
-        self.drivers = {
-            name: value
-            if isinstance(value, GatewayDriver)
-            else GatewayDriver(value, hooks=self.hooks)
-            for name, value in gateways.items()
-        }
+        self.drivers: dict[str, GatewayDriver] = self._setup(
+            store, gateways, driver_type=GatewayDriver, hooks=hooks, clock=clock
+        )
         self._sleep = sleep
-
-    @classmethod
-    def from_settings(cls, settings: Any, *, store: Store | None = None, **options: Any) -> Self:
-        """Services for a `paycore.config.Settings`: its database and gateways."""
-        from paycore.config import build_gateways
-
-        gateways = build_gateways(settings)
-        return cls(store or Store.connect(settings.database_url), gateways, **options)
 
     def create_payment(
         self,
@@ -230,8 +217,7 @@ class PaymentTransactionServices(Orchestration):
 
     def payments_of(self, owner: str) -> tuple[Payment, ...]:
         """The payments of one owner (a checkout or an order id), oldest first."""
-        if not isinstance(owner, str) or not owner:
-            raise InvalidRequest("owner must be a checkout or order id")
+        check_owner(owner)
         return self.ledger.payments_of(owner)
 
     def close(self) -> None:
@@ -273,11 +259,3 @@ class PaymentTransactionServices(Orchestration):
                     self._sleep(step.seconds)
             except Exception as exc:
                 error = exc
-
-
-def _gateway_of(value: Gateway | GatewayDriver) -> Gateway:
-    if isinstance(value, GatewayDriver):
-        return value.gateway
-    if isinstance(value, Gateway):
-        return value
-    raise InvalidRequest(f"a gateway or GatewayDriver was expected, not {type(value).__name__}")
