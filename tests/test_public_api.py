@@ -17,7 +17,8 @@ EXPECTED = {
     # the model
     "PaymentRequest", "GatewayResult", "GatewayEvent", "NextAction", "NextActionKind",
     "Outcome", "DeclineReason", "TransactionType", "TransactionStatus", "PaymentStatus",
-    "PaymentMethod", "PaymentMethodOption", "Customer", "CheckoutSession",
+    "PaymentMethod", "PaymentMethodOption", "Customer", "CheckoutSession", "CheckoutKind",
+    "SavedMethod", "SaveMethodRequest",
     "WebhookRequest", "WebhookReply", "WebhookHandling",
     # the contract and the driver
     "Gateway", "GatewayConfig", "Capabilities", "Operation", "Exchange",

@@ -19,7 +19,9 @@ opens a connection, so it is unit-tested by feeding responses into its generator
 
 Operations a gateway does not override raise `UnsupportedOperation` when called; the
 ones it offers are declared in `Capabilities`, checked against the class when it is
-defined. A gateway's config is validated against its JSON Schema before the gateway
+defined. A gateway that keeps customers' payment methods (a vault) declares and
+implements ``save_method`` and ``delete_method`` together; one without says so by
+declaring neither. A gateway's config is validated against its JSON Schema before the gateway
 is built (`Gateway.from_config`); every problem is reported at once.
 """
 
@@ -49,10 +51,13 @@ from paycore.gateways.schema import (
 )
 from paycore.money import Money
 from paycore.transactions.model import (
+    CheckoutKind,
     CheckoutSession,
     GatewayResult,
     PaymentMethodOption,
     PaymentRequest,
+    SavedMethod,
+    SaveMethodRequest,
     WebhookHandling,
     WebhookRequest,
 )
@@ -90,6 +95,11 @@ class Operation(enum.StrEnum):
     REFUND = "refund"
     FETCH_STATUS = "fetch_status"
     HANDLE_WEBHOOK = "handle_webhook"
+    SAVE_METHOD = "save_method"  # the vault: keep a customer's payment method
+    DELETE_METHOD = "delete_method"
+
+
+VAULT = frozenset({Operation.SAVE_METHOD, Operation.DELETE_METHOD})
 
 
 def _operations(operations: Iterable[Operation | str]) -> frozenset[Operation]:
@@ -98,6 +108,10 @@ def _operations(operations: Iterable[Operation | str]) -> frozenset[Operation]:
 
 def _currencies(currencies: Iterable[str] | None) -> frozenset[str] | None:
     return None if currencies is None else frozenset(c.upper() for c in currencies)
+
+
+def _checkout_kinds(kinds: Iterable[CheckoutKind | str]) -> frozenset[CheckoutKind]:
+    return frozenset(map(CheckoutKind, kinds))
 
 
 @frozen(kw_only=True)
@@ -116,9 +130,28 @@ class Capabilities:
     currencies: frozenset[str] | None = field(default=None, converter=_currencies)  # None: any
     webhook_signing: str | None = None  # e.g. "hmac-sha256"; None when unsigned
     authorization_window: timedelta = timedelta(days=7)
+    # What create_checkout can make, when it is among the operations.
+    checkout_kinds: frozenset[CheckoutKind] = field(
+        default=frozenset({CheckoutKind.HOSTED_PAGE}), converter=_checkout_kinds
+    )
+
+    def __attrs_post_init__(self) -> None:
+        vault = self.operations & VAULT
+        if vault and vault != VAULT:
+            raise PluginError("a vault declares save_method and delete_method together")
 
     def supports(self, operation: Operation | str) -> bool:
         return Operation(operation) in self.operations
+
+    @property
+    def vault(self) -> bool:
+        """Whether the gateway keeps customers' payment methods for later payments."""
+        return Operation.SAVE_METHOD in self.operations
+
+    def supports_checkout(self, kind: CheckoutKind | str) -> bool:
+        return (
+            self.supports(Operation.CREATE_CHECKOUT) and CheckoutKind(kind) in self.checkout_kinds
+        )
 
     def supports_currency(self, currency: str) -> bool:
         return self.currencies is None or currency.upper() in self.currencies
@@ -138,6 +171,12 @@ class Capabilities:
             "currencies": sorted(self.currencies) if self.currencies is not None else "any",
             "webhook_signing": self.webhook_signing,
             "authorization_window_seconds": int(self.authorization_window.total_seconds()),
+            "checkout_kinds": (
+                [kind.value for kind in CheckoutKind if kind in self.checkout_kinds]
+                if self.supports(Operation.CREATE_CHECKOUT)
+                else []
+            ),
+            "vault": self.vault,
         }
 
 
@@ -239,7 +278,8 @@ class Gateway:
     ``config_schema`` (a JSON Schema, usually `load_schema(__package__, ...)`), then
     override the operations they declare, keeping the canonical order:
     `payment_methods`, `create_checkout`, `authorize`, `sale`, `capture`, `void`,
-    `refund`, `fetch_status`, `handle_webhook`.
+    `refund`, `fetch_status`, `handle_webhook`, then the vault's `save_method` and
+    `delete_method`.
 
     Build one with `from_config`, which validates the config first.
     """
@@ -353,6 +393,9 @@ class Gateway:
     def unsupported(self, operation: Operation) -> UnsupportedOperation:
         return UnsupportedOperation(self.name, operation.value)
 
+    def unsupported_checkout(self, kind: CheckoutKind) -> UnsupportedOperation:
+        return UnsupportedOperation(self.name, f"create_checkout ({kind.value})")
+
     # -- operations (override the ones in `capabilities`) -----------------------
 
     def payment_methods(
@@ -361,8 +404,14 @@ class Gateway:
         """The methods offered for ``amount`` (its currency) and ``country``."""
         raise self.unsupported(Operation.PAYMENT_METHODS)
 
-    def create_checkout(self, request: PaymentRequest) -> Exchange[CheckoutSession]:
-        """A hosted page, payment link or widget where the customer pays ``request``."""
+    def create_checkout(
+        self, request: PaymentRequest, *, kind: CheckoutKind = CheckoutKind.HOSTED_PAGE
+    ) -> Exchange[CheckoutSession]:
+        """A hosted page, payment link or widget where the customer pays ``request``.
+
+        ``request.transaction_type`` says whether paying authorizes or captures too.
+        Raise `unsupported_checkout` for a ``kind`` not in ``capabilities.checkout_kinds``.
+        """
         raise self.unsupported(Operation.CREATE_CHECKOUT)
 
     def authorize(self, request: PaymentRequest) -> Exchange[GatewayResult]:
@@ -399,3 +448,11 @@ class Gateway:
         Raise `WebhookSignatureError` when verification fails.
         """
         raise self.unsupported(Operation.HANDLE_WEBHOOK)
+
+    def save_method(self, request: SaveMethodRequest) -> Exchange[SavedMethod]:
+        """Keep ``request.payment_method`` for the customer; return it, masked."""
+        raise self.unsupported(Operation.SAVE_METHOD)
+
+    def delete_method(self, method: SavedMethod) -> Exchange[None]:
+        """Forget a saved method at the provider: it can no longer be charged."""
+        raise self.unsupported(Operation.DELETE_METHOD)

@@ -2,11 +2,11 @@
 
 REST and JSON, ``Authorization: Bearer``, an ``Idempotency-Key`` on every mutation
 (kept 24 h), amounts in integer minor units. Every operation of the contract except
-hosted checkout. Quirks: a card decline is HTTP 402 with an error body; a 409
-``idempotency_error`` (the key is in use or was used for another request) is never a
-decline but `OutcomeUnknown`; paycore's transaction id travels as ``reference``, so
-`fetch_status` finds an operation whose answer was lost; webhooks are signed
-``Dummy-Signature: t=…,v1=…``.
+hosted checkout and the vault (it keeps no payment methods). Quirks: a card decline
+is HTTP 402 with an error body; a 409 ``idempotency_error`` (the key is in use or was
+used for another request) is never a decline but `OutcomeUnknown`; paycore's
+transaction id travels as ``reference``, so `fetch_status` finds an operation whose
+answer was lost; webhooks are signed ``Dummy-Signature: t=…,v1=…``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from attrs import field, frozen
 
 from paycore.errors import InvalidRequest, OutcomeUnknown
 from paycore.gateways.base import (
+    VAULT,
     Capabilities,
     Exchange,
     Gateway,
@@ -100,7 +101,7 @@ class DummyGateway(Gateway):
     name: ClassVar[str] = NAME
     display_name: ClassVar[str] = "Dummy (reference sandbox)"
     capabilities: ClassVar[Capabilities] = Capabilities(
-        operations=set(Operation) - {Operation.CREATE_CHECKOUT},
+        operations=set(Operation) - {Operation.CREATE_CHECKOUT} - VAULT,
         partial_capture=True,
         multiple_capture=True,
         partial_refund=True,

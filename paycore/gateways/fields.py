@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -20,6 +20,11 @@ from paycore.gateways.base import read_json
 __all__ = ["AnswerReader"]
 
 _LAST_SECOND = 253402300799  # 9999-12-31T23:59:59Z
+# In "auto", a number this large is milliseconds: as seconds it would be past the
+# year 5000, as milliseconds it is any date after 1973.
+_MILLISECONDS_FROM = 100_000_000_000
+
+TimestampUnit = Literal["s", "ms", "auto"]
 
 
 class AnswerReader:
@@ -56,15 +61,27 @@ class AnswerReader:
             raise self.error(f"the answer's {key!r} is missing or not an integer")
         return value
 
-    def timestamp(self, body: Mapping[str, Any], key: str) -> datetime:
-        """Seconds since the epoch, as an aware UTC datetime (years 1970 to 9999)."""
-        seconds = self.integer(body, key)
+    def timestamp(
+        self, body: Mapping[str, Any], key: str, *, unit: TimestampUnit = "s"
+    ) -> datetime:
+        """A time since the epoch as an aware UTC datetime (years 1970 to 9999).
+
+        ``unit`` is ``"s"`` or ``"ms"``; ``"auto"`` tells them apart by size, for
+        providers that write both (milliseconds from 1973 on, seconds before 5138).
+        """
+        value = self.integer(body, key)
+        if unit == "ms" or (unit == "auto" and value >= _MILLISECONDS_FROM):
+            seconds, milliseconds = divmod(value, 1000)
+        else:
+            seconds, milliseconds = value, 0
         if not 0 <= seconds <= _LAST_SECOND:
             raise self.error(f"the answer's {key!r} is not a plausible timestamp")
-        return datetime.fromtimestamp(seconds, UTC)
+        return datetime.fromtimestamp(seconds, UTC).replace(microsecond=milliseconds * 1000)
 
-    def optional_timestamp(self, body: Mapping[str, Any], key: str) -> datetime | None:
-        return None if body.get(key) is None else self.timestamp(body, key)
+    def optional_timestamp(
+        self, body: Mapping[str, Any], key: str, *, unit: TimestampUnit = "s"
+    ) -> datetime | None:
+        return None if body.get(key) is None else self.timestamp(body, key, unit=unit)
 
     def array(self, body: Mapping[str, Any], key: str) -> list[Any]:
         value = body.get(key)

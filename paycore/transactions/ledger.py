@@ -55,6 +55,7 @@ from paycore.transactions.model import (
     PaymentMethod,
     PaymentRequest,
     PaymentStatus,
+    SavedMethod,
     TransactionStatus,
     TransactionType,
 )
@@ -145,6 +146,7 @@ class Settlement:
     next_action: NextAction | None = None
     exchange: str | None = None
     authorization_expires_at: datetime | None = None
+    saved_method: SavedMethod | None = None
 
     @classmethod
     def from_result(cls, result: GatewayResult, *, exchange: str | None = None) -> Settlement:
@@ -160,6 +162,7 @@ class Settlement:
             next_action=result.next_action,
             exchange=exchange,
             authorization_expires_at=result.authorization_expires_at,
+            saved_method=result.saved_method,
         )
 
     @classmethod
@@ -382,7 +385,12 @@ class Ledger:
                     created_at=now,
                     updated_at=now,
                     parent_id=_parent(kind, others),
-                    final=final,
+                    # A gateway that captures an authorization once releases the rest.
+                    final=final
+                    or (
+                        kind is TransactionType.CAPTURE
+                        and not gateway.capabilities.multiple_capture
+                    ),
                 )
                 session.insert_transaction(transaction)
         return Begun("send", payment, transaction, request_for(payment, transaction))
@@ -648,6 +656,7 @@ def _settled(
         failure=settlement.failure,
         message=settlement.message,
         next_action=settlement.next_action,
+        saved_method=settlement.saved_method or transaction.saved_method,
         exchange=settlement.exchange or transaction.exchange,
         updated_at=now,
         resolved_at=now if settlement.status.is_final else None,

@@ -26,6 +26,7 @@ from paycore.errors import InvalidAmount, InvalidRequest
 from paycore.money import Money
 
 __all__ = [
+    "CheckoutKind",
     "CheckoutSession",
     "Customer",
     "DeclineReason",
@@ -38,6 +39,8 @@ __all__ = [
     "PaymentMethodOption",
     "PaymentRequest",
     "PaymentStatus",
+    "SaveMethodRequest",
+    "SavedMethod",
     "TransactionStatus",
     "TransactionType",
     "WebhookHandling",
@@ -136,6 +139,14 @@ class NextActionKind(enum.StrEnum):
     WIDGET = "widget"  # render the provider's widget with `parameters`
 
 
+class CheckoutKind(enum.StrEnum):
+    """What `create_checkout` makes for the customer (a gateway declares which it offers)."""
+
+    HOSTED_PAGE = "hosted_page"  # the provider's page for this payment; redirect to it now
+    PAYMENT_LINK = "payment_link"  # a shareable URL (e-mail, chat) opening a payment page
+    WIDGET = "widget"  # parameters for the provider's widget, embedded in the merchant's page
+
+
 E = TypeVar("E", bound=enum.StrEnum)
 
 
@@ -215,6 +226,42 @@ class PaymentMethod:
     type: str  # "card", "bank_transfer", … (the gateway's `payment_methods` names them)
     token: str | None = field(default=None, repr=False)
     save: bool = False  # ask the gateway to keep the method for later (vaults)
+    # The customer is not there to act (a merchant-initiated charge of a saved method):
+    # the gateway must not ask for a redirect or 3-D Secure, and declines instead.
+    off_session: bool = False
+
+
+_LAST4 = re.compile(r"[0-9]{4}")
+
+
+def _last4(_: object, __: object, value: str | None) -> None:
+    # Masked display data only: four digits, never more of a card number.
+    if value is not None and not (isinstance(value, str) and _LAST4.fullmatch(value)):
+        raise InvalidRequest("last4 must be exactly four digits")
+
+
+@frozen(kw_only=True)
+class SavedMethod:
+    """A payment method a gateway keeps for a customer (its vault), as paycore may store it.
+
+    ``token`` is the provider's id of the method (``pm_…``), ``customer_reference`` its
+    id of the customer (``cus_…``). Display data is masked: brand, last four digits,
+    expiry. Pay with it through ``PaymentMethod(type, token=…, off_session=…)`` and a
+    `Customer` whose ``gateway_customer_id`` is ``customer_reference``.
+    """
+
+    gateway: str
+    token: str
+    customer_reference: str
+    type: str
+    brand: str | None = None
+    last4: str | None = field(default=None, validator=_last4)
+    exp_month: int | None = None
+    exp_year: int | None = None
+
+    def as_payment_method(self, *, off_session: bool = False) -> PaymentMethod:
+        """The `PaymentMethod` that pays with this saved method."""
+        return PaymentMethod(type=self.type, token=self.token, off_session=off_session)
 
 
 @frozen(kw_only=True)
@@ -299,6 +346,7 @@ class GatewayResult:
     next_action: NextAction | None = None
     provider_status: str | None = None
     authorization_expires_at: datetime | None = field(default=None, validator=_aware)
+    saved_method: SavedMethod | None = None  # kept by the gateway (``PaymentMethod.save``)
 
     def __attrs_post_init__(self) -> None:
         if self.outcome is Outcome.DECLINED and self.decline_reason is None:
@@ -314,11 +362,34 @@ class GatewayResult:
 
 
 @frozen(kw_only=True)
-class CheckoutSession:
-    """A hosted page, payment link or widget created for a payment."""
+class SaveMethodRequest:
+    """Ask a gateway to keep ``payment_method`` for ``customer`` (`Gateway.save_method`).
 
-    gateway_reference: str
+    ``payment_method.token`` is what the provider's own client-side tokenisation gave
+    the frontend: card numbers never pass through paycore. Without a
+    ``customer.gateway_customer_id`` the gateway creates the customer first.
+    ``idempotency_key`` makes a retried save harmless.
+    """
+
+    idempotency_key: str = field(validator=_identifier)
+    payment_method: PaymentMethod
+    customer: Customer
+
+
+@frozen(kw_only=True)
+class CheckoutSession:
+    """A hosted page, payment link or widget created for a payment.
+
+    ``reference`` is the provider's id of the session or link (``cs_…``, ``plink_…``);
+    ``gateway_reference`` the provider's id of the payment when it exists already (a
+    payment link creates one only when a customer pays: then it is None, and
+    `Gateway.fetch_status` finds it by paycore's transaction id).
+    """
+
+    reference: str
     next_action: NextAction
+    kind: CheckoutKind = field(default=CheckoutKind.HOSTED_PAGE, converter=CheckoutKind)
+    gateway_reference: str | None = None
     expires_at: datetime | None = field(default=None, validator=_aware)
 
 

@@ -27,6 +27,7 @@ from paycore.transactions.model import (
     NextAction,
     PaymentMethod,
     PaymentStatus,
+    SavedMethod,
     TransactionStatus,
     TransactionType,
     _frozen_mapping,
@@ -130,6 +131,7 @@ class PaymentTransaction:
     failure: str | None = None
     message: str | None = None
     next_action: NextAction | None = None
+    saved_method: SavedMethod | None = None  # kept by the gateway (``PaymentMethod.save``)
     exchange: str | None = None
     checks: int = 0  # how many times reconciliation asked the gateway about it
     next_check_at: datetime | None = None

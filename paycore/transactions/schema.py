@@ -45,6 +45,7 @@ payments = sa.Table(
     sa.Column("method_type", sa.String(64)),
     sa.Column("method_token", _TEXT_ID),  # the provider's token, never a card number
     sa.Column("method_save", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("method_off_session", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("customer", sa.JSON),
     sa.Column("description", sa.Text),
     sa.Column("return_url", sa.Text),
@@ -79,6 +80,7 @@ transactions = sa.Table(
     sa.Column("failure", sa.String(64)),
     sa.Column("message", sa.Text),
     sa.Column("next_action", sa.JSON),
+    sa.Column("saved_method", sa.JSON),  # token and masked display data only
     sa.Column("exchange", sa.Text),
     sa.Column("checks", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_check_at", _WHEN),

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from attrs import asdict
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
@@ -41,6 +42,7 @@ from paycore.transactions.model import (
     NextActionKind,
     PaymentMethod,
     PaymentStatus,
+    SavedMethod,
     TransactionStatus,
     TransactionType,
 )
@@ -494,6 +496,7 @@ def _payment_values(payment: Payment) -> dict[str, Any]:
         "method_type": None if method is None else method.type,
         "method_token": None if method is None else method.token,
         "method_save": False if method is None else method.save,
+        "method_off_session": False if method is None else method.off_session,
         "customer": None if payment.customer is None else _customer_values(payment.customer),
         "description": payment.description,
         "return_url": payment.return_url,
@@ -528,7 +531,10 @@ def _payment_from(row: Mapping[Any, Any]) -> Payment:
         None
         if row["method_type"] is None
         else PaymentMethod(
-            type=row["method_type"], token=row["method_token"], save=row["method_save"]
+            type=row["method_type"],
+            token=row["method_token"],
+            save=row["method_save"],
+            off_session=row["method_off_session"],
         )
     )
     return Payment(
@@ -577,6 +583,9 @@ def _transaction_values(transaction: PaymentTransaction) -> dict[str, Any]:
         "failure": transaction.failure,
         "message": transaction.message,
         "next_action": None if action is None else _next_action_values(action),
+        "saved_method": (
+            None if transaction.saved_method is None else asdict(transaction.saved_method)
+        ),
         "exchange": transaction.exchange,
         "checks": transaction.checks,
         "next_check_at": transaction.next_check_at,
@@ -630,6 +639,7 @@ def _transaction_from(row: Mapping[Any, Any]) -> PaymentTransaction:
         failure=row["failure"],
         message=row["message"],
         next_action=_next_action_from(row["next_action"]),
+        saved_method=None if row["saved_method"] is None else SavedMethod(**row["saved_method"]),
         exchange=row["exchange"],
         checks=row["checks"],
         next_check_at=_aware(row["next_check_at"]),

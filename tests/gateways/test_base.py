@@ -27,7 +27,16 @@ from paycore.gateways.base import (
     secret,
 )
 from paycore.money import Money
-from paycore.transactions.model import GatewayResult, Outcome, PaymentRequest
+from paycore.transactions.model import (
+    CheckoutKind,
+    Customer,
+    GatewayResult,
+    Outcome,
+    PaymentMethod,
+    PaymentRequest,
+    SavedMethod,
+    SaveMethodRequest,
+)
 
 SECRET = "sk_test_SENTINEL_value_42"
 
@@ -231,3 +240,45 @@ def test_schemas_are_never_confused_with_one_another() -> None:
         required = "a" if index % 2 else "b"
         schema = {"type": "object", "required": [required]}
         assert config_problems(schema, {}) == [f"{required}: is required"]
+
+
+def test_a_vault_is_declared_whole_or_not_at_all() -> None:
+    with pytest.raises(PluginError, match="save_method and delete_method together"):
+        Capabilities(operations={"authorize", "save_method"})
+
+    vault = Capabilities(operations={"save_method", "delete_method"})
+    assert vault.vault and vault.as_dict()["vault"] is True
+    assert not Capabilities(operations={"authorize"}).vault
+
+
+def test_checkout_kinds_count_only_when_create_checkout_is_offered() -> None:
+    offered = Capabilities(
+        operations={"create_checkout"}, checkout_kinds={"payment_link", "hosted_page"}
+    )
+    assert offered.supports_checkout("payment_link")
+    assert not offered.supports_checkout(CheckoutKind.WIDGET)
+    assert offered.as_dict()["checkout_kinds"] == ["hosted_page", "payment_link"]
+
+    without = Capabilities(operations={"authorize"})
+    assert not without.supports_checkout("hosted_page")
+    assert without.as_dict()["checkout_kinds"] == []
+    with pytest.raises(ValueError, match="'kiosk' is not a valid CheckoutKind"):
+        Capabilities(operations={"create_checkout"}, checkout_kinds={"kiosk"})
+
+
+def test_vault_operations_a_gateway_lacks_are_unsupported() -> None:
+    gateway = ShopGateway.from_config({"base_url": "https://shop.example", "api_key": SECRET})
+    saved = SavedMethod(gateway="shop", token="pm_1", customer_reference="cus_1", type="card")
+    save = SaveMethodRequest(
+        idempotency_key="save_1",
+        payment_method=PaymentMethod(type="card", token="pm_1"),
+        customer=Customer(reference="c1"),
+    )
+
+    with pytest.raises(UnsupportedOperation, match="'save_method'"):
+        gateway.save_method(save)
+    with pytest.raises(UnsupportedOperation, match="'delete_method'"):
+        gateway.delete_method(saved)
+    with pytest.raises(UnsupportedOperation, match="'create_checkout'"):
+        gateway.create_checkout(request(), kind=CheckoutKind.PAYMENT_LINK)
+    assert "create_checkout (widget)" in str(gateway.unsupported_checkout(CheckoutKind.WIDGET))

@@ -119,7 +119,13 @@ def test_a_bad_config_is_refused_with_every_problem_and_no_value():
 def test_the_capabilities_declare_partial_and_multiple_operations_and_idempotency():
     capabilities = DummyGateway.capabilities
 
-    assert capabilities.operations == set(Operation) - {Operation.CREATE_CHECKOUT}
+    assert capabilities.operations == set(Operation) - {
+        Operation.CREATE_CHECKOUT,
+        Operation.SAVE_METHOD,
+        Operation.DELETE_METHOD,
+    }
+    assert not capabilities.vault
+    assert capabilities.as_dict()["checkout_kinds"] == []
     assert capabilities.partial_capture and capabilities.multiple_capture
     assert capabilities.partial_refund and capabilities.multiple_refund
     assert capabilities.idempotency_keys

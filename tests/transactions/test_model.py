@@ -8,12 +8,17 @@ import pytest
 from paycore.errors import InvalidAmount, InvalidRequest
 from paycore.money import Money
 from paycore.transactions.model import (
+    CheckoutKind,
+    CheckoutSession,
+    Customer,
     DeclineReason,
     GatewayResult,
     NextAction,
     Outcome,
     PaymentMethod,
     PaymentRequest,
+    SavedMethod,
+    SaveMethodRequest,
     TransactionStatus,
     TransactionType,
     WebhookRequest,
@@ -147,3 +152,46 @@ def test_a_webhook_requests_repr_shows_neither_headers_nor_body() -> None:
         method="POST", headers={"X-Signature": "SENTINEL_SIG"}, body=b'{"SENTINEL_BODY": 1}'
     )
     assert "SENTINEL" not in repr(delivery)
+
+
+@pytest.mark.parametrize("last4", ["424", "42424", "4242424242424242", "abcd", 4242])
+def test_a_saved_method_shows_four_digits_of_a_card_and_no_more(last4: object) -> None:
+    with pytest.raises(InvalidRequest, match="last4 must be exactly four digits"):
+        SavedMethod(
+            gateway="shop",
+            token="pm_1",
+            customer_reference="cus_1",
+            type="card",
+            last4=last4,  # type: ignore[arg-type]
+        )
+
+
+def test_a_saved_method_pays_as_a_payment_method_on_or_off_session() -> None:
+    saved = SavedMethod(
+        gateway="shop", token="pm_1", customer_reference="cus_1", type="card", last4="4242"
+    )
+
+    assert saved.as_payment_method() == PaymentMethod(type="card", token="pm_1")
+    assert saved.as_payment_method(off_session=True).off_session
+
+
+def test_a_checkout_session_knows_its_kind_and_may_not_know_the_payment_yet() -> None:
+    link = CheckoutSession(
+        reference="plink_1",
+        next_action=NextAction.redirect("https://pay.example/link/1"),
+        kind="payment_link",
+    )
+
+    assert link.kind is CheckoutKind.PAYMENT_LINK
+    assert link.gateway_reference is None
+    with pytest.raises(ValueError, match="'kiosk' is not a valid CheckoutKind"):
+        attrs.evolve(link, kind="kiosk")
+
+
+def test_a_save_request_needs_a_key_safe_in_headers() -> None:
+    with pytest.raises(InvalidRequest, match="idempotency_key"):
+        SaveMethodRequest(
+            idempotency_key="two words",
+            payment_method=PaymentMethod(type="card", token="pm_1"),
+            customer=Customer(),
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -161,6 +162,39 @@ def test_a_sale_captures_the_whole_amount_in_one_step(
     assert provider_payment(sandbox, payment.gateway_reference)["amount_captured"] == 2599
     with pytest.raises(StateError, match="nothing to void"):
         services.void(payment.id)
+
+
+class CaptureOnceGateway(DummyGateway):
+    """The dummy provider on an account that captures an authorization once."""
+
+    capabilities = attrs.evolve(DummyGateway.capabilities, multiple_capture=False)
+
+
+def test_a_partial_capture_on_a_gateway_that_captures_once_releases_the_rest(
+    store: Store, sandbox: DummySandbox, paycore_dummy_server: SandboxServer
+):
+    gateway = CaptureOnceGateway.from_config(sandbox.gateway_config(paycore_dummy_server.url))
+    with PaymentTransactionServices(store, {"once": gateway}, hooks=None) as services:
+        payment = services.create_payment(
+            usd(1000), gateway="once", payment_method=PaymentMethod(type="card", token="tok_visa")
+        )
+        services.authorize(payment.id)
+
+        capture = services.capture(payment.id, usd(600))
+
+        payment = services.get_payment(payment.id)
+        assert capture.final and capture.status is TransactionStatus.SUCCEEDED
+        assert payment.totals() == {
+            "authorized": 1000,
+            "captured": 600,
+            "refunded": 0,
+            "capturable": 0,
+        }
+        assert payment.status is PaymentStatus.CAPTURED
+        provider = provider_payment(sandbox, payment.gateway_reference)
+        assert (provider["amount_captured"], provider["amount_capturable"]) == (600, 0)
+        with pytest.raises(StateError, match="nothing to void"):
+            services.void(payment.id)
 
 
 def test_what_the_state_machine_refuses_is_neither_sent_nor_written(

@@ -23,6 +23,7 @@ from paycore.transactions.model import (
     NextActionKind,
     PaymentMethod,
     PaymentStatus,
+    SavedMethod,
     TransactionStatus,
     TransactionType,
 )
@@ -55,7 +56,7 @@ def a_payment(**changes: Any) -> Payment:
         "updated_at": at + timedelta(seconds=5),
         "owner": "order_42",
         "gateway_reference": "dpay_123",
-        "payment_method": PaymentMethod(type="card", token="tok_visa", save=True),
+        "payment_method": PaymentMethod(type="card", token="tok_visa", save=True, off_session=True),
         "customer": Customer(
             reference="cust_7",
             gateway_customer_id="dcus_9",
@@ -121,6 +122,16 @@ def a_transaction(payment: Payment, **changes: Any) -> PaymentTransaction:
             method="POST",
             parameters={"PaReq": "abc", "attempt": 2},
             expires_at=at + timedelta(minutes=15),
+        ),
+        "saved_method": SavedMethod(
+            gateway="dummy",
+            token="pm_9",
+            customer_reference="dcus_9",
+            type="card",
+            brand="visa",
+            last4="4242",
+            exp_month=12,
+            exp_year=2031,
         ),
         "exchange": "POST /v1/captures -> 402",
         "checks": 3,
