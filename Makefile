@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint typecheck unit demo bench clean
+.PHONY: install test lint typecheck unit demo bench record clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy paycore
+	$(BIN)/mypy paycore $(wildcard plugins/*/paycore_*)
 
 unit: install
 	$(BIN)/pytest
@@ -32,6 +32,10 @@ test: lint typecheck unit
 
 demo: install
 	$(BIN)/paycore demo
+
+# Re-record every plugin's cassettes against its sandbox (tests replay them otherwise).
+record: install
+	PAYCORE_RECORD=1 $(BIN)/pytest -q $(wildcard plugins/*/tests/test_recorded.py)
 
 bench: install
 	@for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
