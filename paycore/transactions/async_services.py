@@ -29,6 +29,7 @@ from paycore.gateways.driver import AsyncGatewayDriver
 from paycore.money import Money
 from paycore.transactions.ledger import utc_now
 from paycore.transactions.model import (
+    CheckoutKind,
     Customer,
     GatewayEvent,
     PaymentMethod,
@@ -107,21 +108,39 @@ class AsyncPaymentTransactionServices(Orchestration):
         )
 
     async def authorize(
-        self, payment_id: str, *, idempotency_key: str | None = None
+        self,
+        payment_id: str,
+        *,
+        idempotency_key: str | None = None,
+        checkout: CheckoutKind | str | None = None,
     ) -> PaymentTransaction:
         """Reserve the payment's amount; see `PaymentTransactionServices.authorize`."""
         return await self._carry_out(
             self._mutate(
-                payment_id, TransactionType.AUTHORIZE, None, idempotency_key=idempotency_key
+                payment_id,
+                TransactionType.AUTHORIZE,
+                None,
+                idempotency_key=idempotency_key,
+                checkout=checkout,
             )
         )
 
     async def sale(
-        self, payment_id: str, *, idempotency_key: str | None = None
+        self,
+        payment_id: str,
+        *,
+        idempotency_key: str | None = None,
+        checkout: CheckoutKind | str | None = None,
     ) -> PaymentTransaction:
         """Authorize and capture in one step; see `PaymentTransactionServices.sale`."""
         return await self._carry_out(
-            self._mutate(payment_id, TransactionType.SALE, None, idempotency_key=idempotency_key)
+            self._mutate(
+                payment_id,
+                TransactionType.SALE,
+                None,
+                idempotency_key=idempotency_key,
+                checkout=checkout,
+            )
         )
 
     async def capture(

@@ -46,6 +46,7 @@ from paycore.gateways.scrub import Scrubber
 from paycore.money import Money
 from paycore.transactions import states
 from paycore.transactions.model import (
+    CheckoutKind,
     Customer,
     DeclineReason,
     GatewayEvent,
@@ -318,18 +319,26 @@ class Ledger:
         *,
         idempotency_key: str | None,
         final: bool = False,
+        checkout: CheckoutKind | None = None,
     ) -> Begun:
-        """Step 1 of a mutation; see the module docstring. Nothing is written on error."""
+        """Step 1 of a mutation; see the module docstring. Nothing is written on error.
+
+        ``checkout``: the authorization or sale happens on a page the customer is sent
+        to (the gateway's `create_checkout`), not by a direct call.
+        """
         if amount is not None and not isinstance(amount, Money):
             raise InvalidAmount(f"amount must be Money, not {type(amount).__name__}")
         if not isinstance(final, bool):
             raise InvalidRequest("final must be True or False")
+        if checkout is not None and kind not in states.CREATING:
+            raise InvalidRequest(f"a {kind} cannot happen on a checkout page")
         key = uuid.uuid4().hex if idempotency_key is None else _checked_key(idempotency_key)
-        digest = fingerprint(
+        parts: tuple[Any, ...] = (
             kind.value,
             None if amount is None else (amount.minor_units, amount.currency.code),
             final,
         )
+        digest = fingerprint(*parts) if checkout is None else fingerprint(*parts, checkout.value)
         with self.store.writing() as session:
             payment = session.payment(payment_id, lock=True)
             if payment is None:
@@ -349,6 +358,8 @@ class Ledger:
             operation = Operation(kind.value)
             if not gateway.capabilities.supports(operation):
                 raise UnsupportedOperation(payment.gateway, operation.value)
+            if checkout is not None and not gateway.capabilities.supports_checkout(checkout):
+                raise UnsupportedOperation(payment.gateway, f"create_checkout ({checkout})")
             busy = [t for t in others if t.status in IN_FLIGHT]
             if busy:
                 raise PaymentBusy(

@@ -42,11 +42,15 @@ from paycore.transactions.ledger import (
     request_for,
 )
 from paycore.transactions.model import (
+    CheckoutKind,
+    CheckoutSession,
     Customer,
     DeclineReason,
     GatewayEvent,
     GatewayResult,
+    Outcome,
     PaymentMethod,
+    PaymentRequest,
     TransactionStatus,
     TransactionType,
 )
@@ -249,11 +253,18 @@ class Orchestration:
         *,
         idempotency_key: str | None,
         final: bool = False,
+        checkout: CheckoutKind | str | None = None,
     ) -> Steps[PaymentTransaction]:
         check_id(payment_id, "payment_id")
+        page = None if checkout is None else _checkout_kind(checkout)
         begun: Begun = yield DbStep(
             lambda: self.ledger.begin(
-                payment_id, kind, amount, idempotency_key=idempotency_key, final=final
+                payment_id,
+                kind,
+                amount,
+                idempotency_key=idempotency_key,
+                final=final,
+                checkout=page,
             )
         )
         if begun.action == "replay":
@@ -267,7 +278,7 @@ class Orchestration:
         assert request is not None
         try:
             recorded: Summarized[Any] = yield RunStep(
-                begun.payment.gateway, lambda gateway: getattr(gateway, kind.value)(request), kind
+                begun.payment.gateway, partial(_exchange, kind, request, page), kind
             )
         except (GatewayUnavailable, GatewayAuthError) as error:
             settlement = _failure(TransactionStatus.FAILED, error)
@@ -418,6 +429,41 @@ class Orchestration:
         configured = self.gateways.get(gateway)
         seconds = 60.0 if configured is None else configured.config.timeouts.total
         return timedelta(seconds=seconds)
+
+
+def _exchange(
+    kind: TransactionType, request: PaymentRequest, page: CheckoutKind | None, gateway: Gateway
+) -> Exchange[GatewayResult]:
+    """The gateway's exchange for a mutation: its operation, or a checkout page for it."""
+    if page is None:
+        exchange: Exchange[GatewayResult] = getattr(gateway, kind.value)(request)
+        return exchange
+    return _checkout(gateway, request, page)
+
+
+def _checkout(
+    gateway: Gateway, request: PaymentRequest, page: CheckoutKind
+) -> Exchange[GatewayResult]:
+    return _awaiting_customer((yield from gateway.create_checkout(request, kind=page)))
+
+
+def _awaiting_customer(session: CheckoutSession) -> GatewayResult:
+    """A checkout page created: the transaction waits for the customer to pay there."""
+    return GatewayResult(
+        outcome=Outcome.ACTION_REQUIRED,
+        gateway_reference=session.gateway_reference,
+        transaction_reference=session.reference,
+        next_action=session.next_action,
+        provider_status=f"{session.kind}_open",
+    )
+
+
+def _checkout_kind(value: CheckoutKind | str) -> CheckoutKind:
+    try:
+        return CheckoutKind(value)
+    except ValueError:
+        kinds = ", ".join(kind.value for kind in CheckoutKind)
+        raise InvalidRequest(f"checkout must be one of {kinds}; got {str(value)[:32]!r}") from None
 
 
 def _failure(status: TransactionStatus, error: PaycoreError) -> Settlement:

@@ -47,6 +47,7 @@ from paycore.gateways.driver import GatewayDriver
 from paycore.money import Money
 from paycore.transactions.ledger import utc_now
 from paycore.transactions.model import (
+    CheckoutKind,
     Customer,
     GatewayEvent,
     PaymentMethod,
@@ -129,19 +130,46 @@ class PaymentTransactionServices(Orchestration):
         )
 
     def authorize(
-        self, payment_id: str, *, idempotency_key: str | None = None
+        self,
+        payment_id: str,
+        *,
+        idempotency_key: str | None = None,
+        checkout: CheckoutKind | str | None = None,
     ) -> PaymentTransaction:
-        """Reserve the payment's amount; capture it later."""
+        """Reserve the payment's amount; capture it later.
+
+        ``checkout`` (``"hosted_page"``, ``"payment_link"``, ``"widget"``, as the gateway
+        offers): the customer authorizes on the gateway's page instead. The transaction
+        is then ``requires_action`` with the page as its ``next_action``; the gateway's
+        webhook, `fetch_status` or reconciliation settle it once the customer paid.
+        """
         return self._carry_out(
             self._mutate(
-                payment_id, TransactionType.AUTHORIZE, None, idempotency_key=idempotency_key
+                payment_id,
+                TransactionType.AUTHORIZE,
+                None,
+                idempotency_key=idempotency_key,
+                checkout=checkout,
             )
         )
 
-    def sale(self, payment_id: str, *, idempotency_key: str | None = None) -> PaymentTransaction:
-        """Authorize and capture the payment's amount in one step."""
+    def sale(
+        self,
+        payment_id: str,
+        *,
+        idempotency_key: str | None = None,
+        checkout: CheckoutKind | str | None = None,
+    ) -> PaymentTransaction:
+        """Authorize and capture the payment's amount in one step (``checkout``: on the
+        gateway's page, as for `authorize`)."""
         return self._carry_out(
-            self._mutate(payment_id, TransactionType.SALE, None, idempotency_key=idempotency_key)
+            self._mutate(
+                payment_id,
+                TransactionType.SALE,
+                None,
+                idempotency_key=idempotency_key,
+                checkout=checkout,
+            )
         )
 
     def capture(

@@ -18,6 +18,7 @@ from paycore.errors import (
     PaymentBusy,
     PluginError,
     StateError,
+    UnsupportedOperation,
 )
 from paycore.gateways.driver import GatewayDriver, RetryPolicy
 from paycore.gateways.dummy import DummyGateway
@@ -647,3 +648,17 @@ def test_no_key_or_secret_reaches_the_database(
     assert len(texts) > 100
     leaked = [(secret, text) for text in texts for secret in secrets if secret in text]
     assert leaked == []
+
+
+def test_a_checkout_page_the_gateway_lacks_is_refused_before_anything_is_written(
+    services: PaymentTransactionServices, sandbox: DummySandbox, new_payment: NewPayment
+):
+    payment = new_payment()
+
+    with pytest.raises(UnsupportedOperation, match=r"create_checkout \(hosted_page\)"):
+        services.authorize(payment.id, checkout="hosted_page")
+    with pytest.raises(InvalidRequest, match="checkout must be one of hosted_page"):
+        services.sale(payment.id, checkout="kiosk")
+
+    assert services.list_transactions(payment.id) == ()
+    assert posts(sandbox) == []
