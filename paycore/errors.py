@@ -18,6 +18,7 @@ The tree::
           ├── OutcomeUnknown       sent, no definitive answer: reconcile, never blind-retry
           ├── GatewayProtocolError the provider's answer could not be understood
           ├── GatewayAuthError     the provider rejected our credentials
+          ├── GatewayRefused       the provider answered that it will not: nothing was done
           └── WebhookSignatureError a webhook or callback failed verification
 
 A decline is not an exception: it is a `GatewayResult` with outcome ``declined``.
@@ -38,6 +39,7 @@ __all__ = [
     "GatewayAuthError",
     "GatewayError",
     "GatewayProtocolError",
+    "GatewayRefused",
     "GatewayUnavailable",
     "IdempotencyConflict",
     "InvalidAmount",
@@ -194,6 +196,29 @@ class GatewayProtocolError(GatewayError):
 
 class GatewayAuthError(GatewayError):
     """The provider rejected paycore's credentials; check the gateway's config."""
+
+
+class GatewayRefused(GatewayError):
+    """The provider answered, definitely, that it will not do what was asked.
+
+    Nothing was done, so asking again unchanged will be refused again. For the
+    operations whose refusal is not a payment decline: a checkout page or a saved
+    method the provider will not create. A plugin raises it only on an answer that
+    says so (a 4xx with the provider's reason), never for a lost or unreadable one;
+    ``code`` is the provider's own reason code. The driver lets it through as it is.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        gateway: str,
+        http_status: int | None = None,
+        request_id: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, gateway=gateway, http_status=http_status, request_id=request_id)
+        self.code = code
 
 
 class WebhookSignatureError(GatewayError):

@@ -23,6 +23,8 @@ from paycore.gateways.base import Capabilities, Gateway, GatewayConfig, secret
 from paycore.gateways.dummy import DummyGateway
 
 SENTINEL = "sk_live_SENTINEL_d41d8cd98f00b204"
+# The gateway plugins installed here, as the messages list them.
+INSTALLED = ", ".join(plugins.available_gateways())
 
 
 @frozen(kw_only=True)
@@ -278,7 +280,7 @@ def test_every_problem_is_listed_at_once(tmp_path: Path) -> None:
         "gateways.eu.api_key: is required",
         "gateways.eu.mode: environment variable EU_MODE is not set",
         "gateways.nosuchpay: no gateway plugin named 'nosuchpay' is installed (installed "
-        "gateway plugins: dummy); install the distribution that provides it (the table "
+        f"gateway plugins: {INSTALLED}); install the distribution that provides it (the table "
         "name is the plugin name unless `plugin` is set)",
         "gateways.shop.api_key: must be at least 12 characters long",
         "gateways.shop.mode: must be one of 'test', 'live'",
@@ -475,7 +477,7 @@ def test_build_gateways_lists_every_gateway_s_problems() -> None:
     assert caught.value.problems[:2] == (
         "gateways.eu.api_key: must be of type string",
         "gateways.gone.plugin: no gateway plugin named 'nosuchpay' is installed "
-        "(installed gateway plugins: dummy); install the distribution that provides it",
+        f"(installed gateway plugins: {INSTALLED}); install the distribution that provides it",
     )
     assert caught.value.problems[2] == "gateways.shop.api_key: is required"
 

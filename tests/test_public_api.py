@@ -13,7 +13,8 @@ EXPECTED = {
     "PaycoreError", "ConfigurationError", "PluginError", "UnsupportedOperation",
     "InvalidRequest", "InvalidAmount", "CurrencyMismatch", "StateError",
     "IdempotencyConflict", "PaymentBusy", "GatewayError", "GatewayUnavailable",
-    "OutcomeUnknown", "GatewayProtocolError", "GatewayAuthError", "WebhookSignatureError",
+    "OutcomeUnknown", "GatewayProtocolError", "GatewayRefused", "GatewayAuthError",
+    "WebhookSignatureError",
     # the model
     "PaymentRequest", "GatewayResult", "GatewayEvent", "NextAction", "NextActionKind",
     "Outcome", "DeclineReason", "TransactionType", "TransactionStatus", "PaymentStatus",

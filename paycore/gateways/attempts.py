@@ -28,6 +28,7 @@ from paycore.errors import (
     GatewayAuthError,
     GatewayError,
     GatewayProtocolError,
+    GatewayRefused,
     GatewayUnavailable,
     OutcomeUnknown,
     PaycoreError,
@@ -266,11 +267,13 @@ class ExchangeRun:
     def plugin_error(self, exc: Exception, response: httpx.Response | None) -> PaycoreError:
         """What to raise when the plugin fails on an answer.
 
-        After a mutation may have reached the provider, nothing the plugin says can
-        mean "nothing was done": every failure becomes `OutcomeUnknown`.
+        After a mutation may have reached the provider, nothing the plugin fails with
+        can mean "nothing was done": every failure becomes `OutcomeUnknown`, except the
+        plugin's own verdicts on an answer it read: `OutcomeUnknown`, or
+        `GatewayRefused` (the provider said no).
         """
-        if isinstance(exc, OutcomeUnknown):
-            return exc
+        if isinstance(exc, OutcomeUnknown | GatewayRefused):
+            return exc  # the plugin read the answer: unknown, or refused for certain
         details: dict[str, Any] = {
             "gateway": self.gateway.name,
             "http_status": None if response is None else response.status_code,

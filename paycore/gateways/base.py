@@ -224,12 +224,15 @@ class GatewayConfig:
         return cls(**mapping)
 
     def secret_values(self) -> tuple[str, ...]:
-        """The values of fields marked `secret()`, for scrubbing."""
-        return tuple(
-            str(value)
-            for a in attrs.fields(type(self))
-            if a.metadata.get("secret") and (value := getattr(self, a.name))
-        )
+        """The values of fields marked `secret()`, for scrubbing (each item of a list)."""
+        values: list[str] = []
+        for a in attrs.fields(type(self)):
+            value = getattr(self, a.name)
+            if not a.metadata.get("secret") or not value:
+                continue
+            items = value if isinstance(value, list | tuple | frozenset | set) else (value,)
+            values.extend(str(item) for item in items if item)
+        return tuple(values)
 
 
 @frozen(kw_only=True)

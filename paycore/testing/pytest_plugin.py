@@ -1,4 +1,4 @@
-"""paycore's pytest plugin (entry point ``pytest11: paycore``): sandboxes as fixtures.
+r"""paycore's pytest plugin (entry point ``pytest11: paycore``): sandboxes as fixtures.
 
 pytest loads it into every project where paycore is installed, so every fixture is
 named ``paycore_…`` (never shadowing a project's own ``sandbox_server``), and the
@@ -17,29 +17,72 @@ for a fixture.
   it in a test module or conftest to build the sandbox differently (webhooks, faults).
 - ``paycore_dummy_server``: ``paycore_dummy_sandbox``, served.
 - ``paycore_dummy_gateway``: a `DummyGateway` configured for ``paycore_dummy_server``.
+- ``paycore_ledger``: a migrated ledger `paycore.transactions.store.Store` of the test's
+  own, closed afterwards. By default a fresh SQLite file under ``tmp_path``. When
+  ``PAYCORE_TEST_DATABASE_URL`` names a PostgreSQL database
+  (``postgresql://user@host:5432/db``), a fresh schema there instead, migrated, and
+  dropped after the test; the database must be reachable, or the test fails.
+- ``paycore_services``: a factory; ``paycore_services({"name": gateway_or_driver})``
+  gives `PaymentTransactionServices` on ``paycore_ledger`` with those gateways
+  (`Gateway`\ s or `GatewayDriver`\ s) under those configured names, and no hooks
+  unless ``hooks=`` is given (a pluggy hook relay); further keywords go to the
+  services. Every one is closed after the test.
 
 A client talking to these servers should be built with ``trust_env=False``, so a
 proxy set in the environment (``HTTP_PROXY``) cannot capture loopback traffic.
+
+The gateway contract every plugin runs (`paycore.testing.GatewayContract`) is built on
+these fixtures.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, TypeAlias
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pytest
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
+    from paycore.gateways.base import Gateway
+    from paycore.gateways.driver import GatewayDriver
     from paycore.gateways.dummy import DummyGateway
     from paycore.gateways.dummy_sandbox import DummySandbox
     from paycore.sandbox.base import Sandbox
     from paycore.sandbox.server import SandboxServer
     from paycore.sandbox.webhook_receiver import WebhookReceiver
+    from paycore.transactions.services import PaymentTransactionServices
+    from paycore.transactions.store import Store
 
 # What ``paycore_sandbox_server`` gives: serve a `Sandbox` or an ASGI app.
 ServeSandbox: TypeAlias = "Callable[[Sandbox | ASGIApp], SandboxServer]"
+# What ``paycore_services`` gives: ``(gateways, *, hooks=None, **options) -> services``.
+MakeServices: TypeAlias = "Callable[..., PaymentTransactionServices]"
+
+DATABASE_URL_ENV = "PAYCORE_TEST_DATABASE_URL"
+
+# The gateway contract's assertions explain themselves when pytest rewrites them; the
+# plugin loads before any test module imports the contract.
+pytest.register_assert_rewrite(
+    *(
+        f"paycore.testing.{module}"
+        for module in (
+            "contract",
+            "contract_base",
+            "contract_operations",
+            "contract_payments",
+            "contract_resilience",
+            "contract_scrubbing",
+            "contract_support",
+            "contract_webhooks",
+        )
+    )
+)
 
 
 @pytest.fixture(scope="session")
@@ -119,3 +162,92 @@ def paycore_dummy_gateway(
     )
     assert isinstance(gateway, DummyGateway)
     return gateway
+
+
+@pytest.fixture(scope="session")
+def _paycore_ledger_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Migrating takes tens of milliseconds; copying a migrated file takes one.
+    from paycore.transactions.store import Store
+
+    path = tmp_path_factory.mktemp("paycore-ledger") / "template.db"
+    store = Store.connect(f"sqlite:///{path}")
+    try:
+        store.upgrade()
+        with store.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        store.close()
+    return path
+
+
+@pytest.fixture
+def paycore_ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A migrated ledger of the test's own: SQLite, or PostgreSQL (see the module)."""
+    from sqlalchemy.engine import make_url
+
+    from paycore.transactions.store import Store
+
+    url = os.environ.get(DATABASE_URL_ENV)
+    if url:
+        if make_url(url).get_backend_name() != "postgresql":
+            pytest.fail(f"${DATABASE_URL_ENV} must name a PostgreSQL database, or be unset")
+        yield from _postgres_ledger(url)
+        return
+    template: Path = request.getfixturevalue("_paycore_ledger_template")
+    path = tmp_path / "paycore-ledger.db"
+    shutil.copyfile(template, path)
+    store = Store.connect(f"sqlite:///{path}")
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _postgres_ledger(url: str) -> Iterator[Store]:
+    """A fresh schema in the database at ``url``, migrated; dropped afterwards."""
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+
+    from paycore.config import redact_url
+    from paycore.transactions.store import Store
+
+    schema = f"paycore_test_{uuid.uuid4().hex[:12]}"
+    admin = Store.connect(url)
+    try:
+        with admin.engine.begin() as connection:
+            connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    except sa.exc.DBAPIError as error:
+        admin.close()
+        cause = " ".join(str(error.orig or error).split())
+        pytest.fail(f"PostgreSQL at {redact_url(url)} (${DATABASE_URL_ENV}): {cause}")
+    scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+    store = Store.connect(scoped.render_as_string(hide_password=False))
+    try:
+        store.upgrade()
+        yield store
+    finally:
+        store.close()
+        with admin.engine.begin() as connection:
+            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.close()
+
+
+@pytest.fixture
+def paycore_services(paycore_ledger: Store) -> Iterator[MakeServices]:
+    """Build `PaymentTransactionServices` on ``paycore_ledger``; closed after the test."""
+    from paycore.transactions.services import PaymentTransactionServices
+
+    built: list[PaymentTransactionServices] = []
+
+    def make(
+        gateways: Mapping[str, Gateway | GatewayDriver], *, hooks: Any = None, **options: Any
+    ) -> PaymentTransactionServices:
+        services = PaymentTransactionServices(paycore_ledger, gateways, hooks=hooks, **options)
+        built.append(services)
+        return services
+
+    try:
+        yield make
+    finally:
+        for services in built:
+            services.close()

@@ -109,6 +109,10 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# Masks card numbers in free text the caller supplies, for a gateway not configured here.
+_MASK_CARDS = Scrubber(())
+
+
 def fingerprint(*parts: Any) -> str:
     """A digest of a request's meaningful fields, to tell a replay from a conflict."""
     text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
@@ -220,7 +224,15 @@ class Ledger:
         metadata: Mapping[str, str],
         idempotency_key: str | None,
     ) -> Payment:
-        """A new payment (nothing is sent), or the one created before with the same key."""
+        """A new payment (nothing is sent), or the one created before with the same key.
+
+        Card numbers (and the gateway's secrets) in the description or metadata are
+        masked before anything is stored or sent: a merchant's free text must not carry
+        one into the database.
+        """
+        scrub = self._scrubbers.get(gateway) or _MASK_CARDS
+        description = None if description is None else scrub.text(description)
+        metadata = {key: scrub.text(value) for key, value in metadata.items()}
         now = self.clock()
         zero = Money.zero(amount.currency)
         payment = Payment(
@@ -249,7 +261,12 @@ class Ledger:
             amount.currency.code,
             None
             if payment_method is None
-            else (payment_method.type, payment_method.token, payment_method.save),
+            else (
+                payment_method.type,
+                payment_method.token,
+                payment_method.save,
+                *(("off_session",) if payment_method.off_session else ()),
+            ),
             None if customer is None else repr(customer),
             owner,
             description,
@@ -570,6 +587,11 @@ class Ledger:
             message=None if settlement.message is None else scrubber.text(settlement.message),
             decline_code=(
                 None if settlement.decline_code is None else scrubber.text(settlement.decline_code)
+            ),
+            provider_status=(
+                None
+                if settlement.provider_status is None
+                else scrubber.text(settlement.provider_status)
             ),
         )
 

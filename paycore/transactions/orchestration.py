@@ -24,6 +24,7 @@ from attrs import frozen
 from paycore.errors import (
     GatewayAuthError,
     GatewayError,
+    GatewayRefused,
     GatewayUnavailable,
     InvalidAmount,
     InvalidRequest,
@@ -444,7 +445,18 @@ def _exchange(
 def _checkout(
     gateway: Gateway, request: PaymentRequest, page: CheckoutKind
 ) -> Exchange[GatewayResult]:
-    return _awaiting_customer((yield from gateway.create_checkout(request, kind=page)))
+    try:
+        session = yield from gateway.create_checkout(request, kind=page)
+    except GatewayRefused as refused:
+        # The provider will not make the page: the payment cannot happen this way.
+        return GatewayResult(
+            outcome=Outcome.DECLINED,
+            decline_reason=DeclineReason.INVALID_REQUEST,
+            decline_code=refused.code,
+            message=refused.message,
+            provider_status=None if refused.http_status is None else f"http_{refused.http_status}",
+        )
+    return _awaiting_customer(session)
 
 
 def _awaiting_customer(session: CheckoutSession) -> GatewayResult:

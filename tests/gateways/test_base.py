@@ -282,3 +282,15 @@ def test_vault_operations_a_gateway_lacks_are_unsupported() -> None:
     with pytest.raises(UnsupportedOperation, match="'create_checkout'"):
         gateway.create_checkout(request(), kind=CheckoutKind.PAYMENT_LINK)
     assert "create_checkout (widget)" in str(gateway.unsupported_checkout(CheckoutKind.WIDGET))
+
+
+@frozen(kw_only=True)
+class RotatingConfig(GatewayConfig):
+    webhook_secrets: tuple[str, ...] = secret()
+    api_key: str = secret()
+
+
+def test_every_item_of_a_list_of_secrets_is_scrubbed_on_its_own() -> None:
+    config = RotatingConfig(webhook_secrets=("whsec_new", "", "whsec_old"), api_key=SECRET)
+
+    assert config.secret_values() == ("whsec_new", "whsec_old", SECRET)

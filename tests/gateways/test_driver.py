@@ -17,6 +17,7 @@ from attrs import frozen
 from paycore.errors import (
     GatewayAuthError,
     GatewayProtocolError,
+    GatewayRefused,
     GatewayUnavailable,
     InvalidAmount,
     OutcomeUnknown,
@@ -502,6 +503,30 @@ def test_anything_the_plugin_raises_after_a_mutation_is_outcome_unknown(
         with pytest.raises(OutcomeUnknown, match="InvalidAmount") as caught:
             run(gateway, authorize)
     assert isinstance(caught.value.__cause__, InvalidAmount)
+
+
+class RefusingGateway(EchoGateway):
+    def authorize(self, request: Any) -> Exchange[Any]:
+        response = yield self.build_request("POST", f"{self.config.base_url}/pages", json={})
+        raise GatewayRefused(
+            "no pages for this account",
+            gateway=self.name,
+            http_status=response.status_code,
+            code="pages_disabled",
+        )
+
+
+def test_a_refusal_the_plugin_read_in_the_answer_passes_through_with_its_transcript(
+    run: Callable[..., Any],
+) -> None:
+    with FaultyServer([respond(400, '{"error": "pages_disabled"}')]) as server:
+        gateway = RefusingGateway(EchoConfig(base_url=server.url, api_key=SENTINEL_SECRET))
+        with pytest.raises(GatewayRefused, match="no pages") as caught:
+            run(gateway, authorize)
+        assert len(server.requests) == 1
+
+    assert (caught.value.code, caught.value.http_status) == ("pages_disabled", 400)
+    assert caught.value.transcript is not None
 
 
 def test_a_cancelled_exchange_leaves_a_trace_and_stays_cancelled() -> None:

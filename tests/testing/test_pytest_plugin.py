@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from paycore.gateways.dummy import DummyGateway
 from paycore.gateways.dummy_sandbox import DummySandbox
 from paycore.sandbox import SandboxServer, WebhookReceiver
@@ -52,6 +54,9 @@ def test_every_fixture_of_the_plugin_is_named_paycore(tmp_path: Path):
         "paycore_dummy_sandbox",
         "paycore_dummy_server",
         "paycore_dummy_gateway",
+        "_paycore_ledger_template",
+        "paycore_ledger",
+        "paycore_services",
     }
 
 
@@ -82,3 +87,60 @@ def test_the_server_fixture_serves_sandboxes_and_plain_apps_side_by_side(
     assert app.port != sandbox.port
     assert http.post(f"{app.url}/webhooks", content=b"{}").status_code == 200
     assert http.get(f"{sandbox.url}/v1/payments").status_code == 401
+
+
+def test_the_ledger_fixture_is_a_migrated_empty_sqlite_file_of_the_tests_own(
+    paycore_ledger, tmp_path
+):
+    from paycore.transactions.migrate import head_revision
+
+    assert paycore_ledger.dialect == "sqlite"
+    assert paycore_ledger.engine.url.database == str(tmp_path / "paycore-ledger.db")
+    assert paycore_ledger.current_revision() == head_revision()
+    with paycore_ledger.reading() as session:
+        assert session.count_payments() == 0
+
+
+def test_the_ledger_fixture_takes_a_fresh_postgresql_schema_when_asked(
+    postgres_url, monkeypatch, request
+):
+    from paycore.transactions.migrate import head_revision
+
+    monkeypatch.setenv("PAYCORE_TEST_DATABASE_URL", postgres_url)
+
+    ledger = request.getfixturevalue("paycore_ledger")
+
+    assert ledger.dialect == "postgresql"
+    with ledger.engine.connect() as connection:
+        schema = connection.exec_driver_sql("SELECT current_schema()").scalar_one()
+    assert schema.startswith("paycore_test_")
+    assert ledger.current_revision() == head_revision()
+    with ledger.reading() as session:
+        assert session.count_payments() == 0
+
+
+def test_the_ledger_fixture_refuses_a_database_url_that_is_not_postgresql(monkeypatch, request):
+    monkeypatch.setenv("PAYCORE_TEST_DATABASE_URL", "sqlite:///elsewhere.db")
+
+    with pytest.raises(pytest.fail.Exception, match="must name a PostgreSQL database"):
+        request.getfixturevalue("paycore_ledger")
+
+
+def test_the_services_factory_configures_gateways_under_their_names_and_no_hooks(
+    paycore_services, paycore_ledger, paycore_dummy_gateway
+):
+    from paycore.money import Money
+    from paycore.transactions.model import PaymentMethod
+
+    services = paycore_services({"main": paycore_dummy_gateway})
+    payment = services.create_payment(
+        Money(500, "USD"), payment_method=PaymentMethod(type="card", token="tok_visa")
+    )
+
+    assert (services.store, services.hooks, list(services.drivers)) == (
+        paycore_ledger,
+        None,
+        ["main"],
+    )
+    assert payment.gateway == "main"
+    assert services.authorize(payment.id).succeeded
