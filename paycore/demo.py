@@ -8,6 +8,9 @@ a capture whose connection the sandbox drops (retried safely under the same key)
 a void of the rest; and a second payment whose card is declined. Each row shows the
 ledger's totals beside the provider's own. Every webhook the sandbox sent is then
 verified by the gateway and applied to the ledger, which already knew each outcome.
+
+Then a hosted checkout through WooshPay's sandbox (`paycore.demo_checkout`): paid on
+the provider's page, settled by its webhook, captured in part and refunded in part.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from attrs import frozen
 from rich.console import Console
 from rich.table import Table
 
+from paycore import demo_checkout
 from paycore.gateways.driver import GatewayDriver
 from paycore.gateways.dummy import DummyGateway
 from paycore.gateways.dummy_sandbox import DummySandbox
@@ -93,6 +97,35 @@ def _run(console: Console, currency: str, database_url: str) -> None:
                     f"transaction, {applied.get('ignored', 0)} confirmed one already recorded"
                 )
                 console.print(_agreement(services, {row.payment.id for row in rows}, provider))
+        _checkout(console, database_url, loopback, currency)
+
+
+def _checkout(console: Console, database_url: str, loopback: httpx.Client, currency: str) -> None:
+    if not demo_checkout.available():
+        console.print(
+            f"(the {demo_checkout.CHECKOUT_GATEWAY} plugin is not installed: no hosted checkout)"
+        )
+        return
+    tour = demo_checkout.checkout_tour(database_url, loopback, currency)
+    rows = [_Row(s.label, s.transaction, s.payment, s.elapsed_ms) for s in tour.steps]
+    table = _table(rows, currency)
+    table.title = f"A hosted checkout through {demo_checkout.CHECKOUT_GATEWAY}'s sandbox"
+    console.print(table)
+    console.print(
+        f"webhooks: {tour.sent} sent by the sandbox, {tour.delivered} delivered and verified; "
+        f"{tour.dispositions.get('applied', 0)} settled a transaction, "
+        f"{tour.dispositions.get('ignored', 0)} confirmed one already recorded"
+    )
+    payment = tour.steps[-1].payment
+    ours = (payment.captured.minor_units, payment.refunded.minor_units)
+    theirs = (tour.provider["amount_received"], tour.refunded_at_provider)
+    if ours != theirs:
+        console.print(f"[red]ledger and provider disagree on {payment.id}[/]")
+    else:
+        console.print(
+            f"ledger = provider: {payment.id} captured {payment.captured}, refunded "
+            f"{payment.refunded}, and the rest of the authorization was released"
+        )
 
 
 def _payments(

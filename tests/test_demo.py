@@ -17,7 +17,7 @@ def run_demo() -> str:
 
 
 def test_the_demo_writes_payments_ahead_and_agrees_with_the_provider() -> None:
-    output = run_demo()
+    output = run_demo().split("A hosted checkout", 1)[0]
     rows = {
         cells[0]: cells[1:]
         for line in output.splitlines()
@@ -43,6 +43,29 @@ def test_the_demo_writes_payments_ahead_and_agrees_with_the_provider() -> None:
     assert "6 sent by the sandbox, 6 delivered and verified" in output
     assert "6 confirmed one already recorded" in output
     assert "ledger = provider" in output and "every invariant holds" in output
+
+
+def test_the_demo_pays_on_a_hosted_checkout_page_settled_by_the_providers_webhook() -> None:
+    output = run_demo()
+    rows = {
+        cells[0]: cells[1:]
+        for line in output.split("A hosted checkout", 1)[1].splitlines()
+        if (cells := [c.strip() for c in re.split(r"[│┃]", line)[1:-1]]) and len(cells) == 8
+    }
+
+    assert rows["hosted page opened"][:3] == ["requires_action", "requires_action", "49.99"]
+    assert rows["customer paid, webhook"][:2] == ["succeeded", "authorized"]
+    # WooshPay captures once: the rest of the authorization is released.
+    assert rows["capture (partial)"][:5] == ["succeeded", "captured", "30.00", "30.00", "0.00"]
+    assert rows["refund (partial)"][:5] == [
+        "succeeded",
+        "partially_refunded",
+        "10.00",
+        "30.00",
+        "10.00",
+    ]
+    assert "1 settled a transaction" in output
+    assert "captured 30.00 USD, refunded 10.00 USD" in output
 
 
 def test_the_demo_runs_with_a_proxy_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,6 @@ answer was lost; webhooks are signed ``Dummy-Signature: t=…,v1=…``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -192,7 +191,7 @@ class DummyGateway(Gateway):
             payment = None if _is_missing(response) else _success_body(response)
         operation = None if payment is None else _operation_for(request, payment)
         if payment is None or operation is None:
-            return _not_found(request)
+            return GatewayResult.not_found(request)
         return _result_from(operation, payment)
 
     def handle_webhook(self, delivery: WebhookRequest) -> Exchange[WebhookHandling]:
@@ -205,11 +204,7 @@ class DummyGateway(Gateway):
             tolerance=self.config.webhook_tolerance,
             now=delivery.received_at,
         )
-        try:
-            body = _read.object(json.loads(delivery.body), "the event")
-        except (ValueError, UnicodeDecodeError):
-            raise _read.error("the webhook body is not JSON") from None
-        event = _event_from(body)
+        event = _event_from(_read.document(delivery.body, "the webhook body"))
         return WebhookHandling(
             events=() if event is None else (event,),
             reply=WebhookReply(
@@ -356,24 +351,6 @@ def _key_in_use(response: httpx.Response) -> OutcomeUnknown:
         gateway=NAME,
         http_status=response.status_code,
         request_id=response.headers.get(REQUEST_ID_HEADER),
-    )
-
-
-def _not_found(request: PaymentRequest) -> GatewayResult:
-    """The provider has no record of ``request``'s transaction.
-
-    Final only when no attempt of the original request can still be in flight (its
-    exchange's total timeout has passed); see `DummyGateway.fetch_status`.
-    """
-    return GatewayResult(
-        outcome=Outcome.DECLINED,
-        gateway_reference=request.gateway_reference,
-        decline_reason=DeclineReason.NOT_FOUND,
-        decline_code="not_found",
-        message=(
-            f"the provider has no record of this {request.transaction_type}: it did not "
-            "happen, if no attempt of it can still be in flight"
-        ),
     )
 
 

@@ -262,28 +262,21 @@ class DummySandbox(Sandbox):
         key = request.headers.get("idempotency-key")
         if key is not None and not 0 < len(key) <= _MAX_KEY_LENGTH:
             raise _invalid("Idempotency-Key", f"must be 1 to {_MAX_KEY_LENGTH} characters")
-        digest = fingerprint(request.method, request.url.path, body)
-        with self.ledger.lock:
-            stored = self.idempotency.lookup(self._api_key, key) if key else None
-            if stored is not None:
-                if stored.fingerprint != digest:
-                    raise SandboxError(
-                        409,
-                        "idempotency_error",
-                        "this Idempotency-Key was used with a different request; "
-                        "use a new key for a new request",
-                        kind="idempotency_error",
-                    )
-                return JSONResponse(
-                    stored.body, stored.status_code, headers={"Idempotent-Replayed": "true"}
-                )
-            try:
-                status_code, answer = carry_out()
-            except SandboxError as error:
-                status_code, answer = error.status_code, self.error_body(error)
-            if key:
-                self.idempotency.save(self._api_key, key, digest, status_code, answer)
-        return JSONResponse(answer, status_code)
+        return self.answer_once(
+            self.idempotency,
+            scope=self._api_key,
+            key=key,
+            fingerprint=fingerprint(request.method, request.url.path, body),
+            lock=self.ledger.lock,
+            carry_out=carry_out,
+            conflict=SandboxError(
+                409,
+                "idempotency_error",
+                "this Idempotency-Key was used with a different request; "
+                "use a new key for a new request",
+                kind="idempotency_error",
+            ),
+        )
 
 
 def _back_to_merchant(payment: Payment) -> Response:

@@ -16,6 +16,7 @@ import httpx
 
 from paycore.errors import GatewayProtocolError
 from paycore.gateways.base import read_json
+from paycore.gateways.json_codec import decode_json
 
 __all__ = ["AnswerReader"]
 
@@ -36,6 +37,14 @@ class AnswerReader:
     def json(self, response: httpx.Response) -> Mapping[str, Any]:
         """The response's body, which must be a JSON object."""
         return self.object(read_json(response, self.gateway), "the answer")
+
+    def document(self, raw: bytes, what: str) -> Mapping[str, Any]:
+        """``raw`` bytes (a webhook's body, verified first) as a JSON object."""
+        try:
+            value = decode_json(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise self.error(f"{what} is not JSON") from None
+        return self.object(value, what)
 
     def object(self, value: Any, what: str) -> Mapping[str, Any]:
         if not isinstance(value, Mapping):

@@ -12,8 +12,14 @@ the demo use (never faulted, never authenticated: a sandbox listens on loopback)
 - ``GET /_sandbox/requests``: every API request received (method and path), in order.
 
 A subclass sets ``name`` (its gateway's name), implements `routes`, `snapshot`,
-`gateway_config` and `sign_webhook`, may add `control_routes`, and raises
-`SandboxError` for an error answer in the provider's shape (`error_body`).
+`gateway_config` and `sign_webhook`, may add `control_routes` and `middleware`, and
+raises `SandboxError` for an error answer in the provider's shape (`error_body`).
+
+Webhooks go to named *targets*, each a `WebhookSender` with its own URL and signer.
+The constructor's ``webhook_url`` is the target `DEFAULT_WEBHOOK_TARGET`, signed by
+`sign_webhook`; a provider whose merchants register endpoints through its API adds one
+target per endpoint (`add_webhook_target`, each with its own secret) and picks, per
+event, which targets receive it (`webhook_targets`).
 """
 
 from __future__ import annotations
@@ -22,10 +28,11 @@ import json
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any, ClassVar, TypedDict
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -33,12 +40,26 @@ from starlette.types import ASGIApp
 
 from paycore.errors import ConfigurationError
 from paycore.sandbox.faults import Fault, FaultInjector, FaultPlan
-from paycore.sandbox.webhook_sender import DEFAULT_RETRY_SCHEDULE, DeliveryAttempt, WebhookSender
+from paycore.sandbox.idempotency import IdempotencyStore
+from paycore.sandbox.webhook_sender import (
+    DEFAULT_RETRY_SCHEDULE,
+    DeliveryAttempt,
+    Signer,
+    WebhookSender,
+)
 
-__all__ = ["DEFAULT_WEBHOOK_SECRET", "Sandbox", "SandboxError", "SandboxOptions"]
+__all__ = [
+    "DEFAULT_WEBHOOK_SECRET",
+    "DEFAULT_WEBHOOK_TARGET",
+    "Sandbox",
+    "SandboxError",
+    "SandboxOptions",
+]
 
 # Sandboxes run on loopback with published test credentials: this one protects nothing.
 DEFAULT_WEBHOOK_SECRET = "whsec_sandbox"  # noqa: S105
+# The name of the target the constructor's ``webhook_url`` delivers to.
+DEFAULT_WEBHOOK_TARGET = "default"
 
 
 class SandboxError(Exception):
@@ -103,19 +124,15 @@ class Sandbox:
         self.webhook_secrets: tuple[str, ...] = secrets
         self.clock = clock
         self._plan = faults or FaultPlan()
+        self._webhook_schedule = webhook_schedule
+        self._webhook_time_scale = webhook_time_scale
         self._events: list[Mapping[str, Any]] = []
-        self._events_lock = threading.Lock()
-        self._sender = (
-            WebhookSender(
-                webhook_url,
-                sign=self.sign_webhook,
-                schedule=webhook_schedule,
-                time_scale=webhook_time_scale,
-                faults=self._plan,
-            )
-            if webhook_url
-            else None
-        )
+        # Guards the events and the targets; never held while a delivery is made.
+        self._webhooks_lock = threading.Lock()
+        self._senders: dict[str, WebhookSender] = {}
+        self._retired: list[WebhookSender] = []  # removed targets: their attempts stay visible
+        if webhook_url:
+            self.add_webhook_target(DEFAULT_WEBHOOK_TARGET, webhook_url, sign=self.sign_webhook)
         self._injector: FaultInjector | None = None
 
     # -- what a subclass provides ------------------------------------------------
@@ -126,6 +143,10 @@ class Sandbox:
 
     def control_routes(self) -> list[BaseRoute]:
         """Extra sandbox-only routes (paths under ``/_sandbox/``): never faulted."""
+        return []
+
+    def middleware(self) -> list[Middleware]:
+        """Middleware around the routes (inside the faults): headers every answer carries."""
         return []
 
     def snapshot(self) -> dict[str, Any]:
@@ -161,6 +182,7 @@ class Sandbox:
         if self._injector is None:
             inner = Starlette(
                 routes=[*self.routes(), *self._control_routes(), *self.control_routes()],
+                middleware=self.middleware(),
                 exception_handlers={SandboxError: self._error_response},
                 lifespan=self._lifespan,
             )
@@ -177,8 +199,10 @@ class Sandbox:
         self._plan = plan
         if self._injector is not None:
             self._injector.set_plan(plan)
-        if self._sender is not None:
-            self._sender.set_faults(plan)
+        with self._webhooks_lock:
+            senders = list(self._senders.values())
+        for sender in senders:
+            sender.set_faults(plan)
 
     def queue_faults(self, *faults: Fault | str) -> None:
         """Break the next requests, one fault each, in order."""
@@ -192,33 +216,119 @@ class Sandbox:
         """
         return self._fault_injector().received()
 
+    # -- idempotency -----------------------------------------------------------------------
+
+    def answer_once(
+        self,
+        store: IdempotencyStore,
+        *,
+        scope: str,
+        key: str | None,
+        fingerprint: str,
+        lock: AbstractContextManager[Any],
+        carry_out: Callable[[], tuple[int, Any]],
+        conflict: SandboxError,
+    ) -> Response:
+        """Carry out a validated mutation once per idempotency ``key``; replay its answer.
+
+        Under ``lock`` (the state's), a key seen before with the same ``fingerprint``
+        answers what it answered then, with ``Idempotent-Replayed: true``; with another
+        fingerprint, ``conflict`` is raised. Error answers of the mutation itself are
+        stored like successes (a retry must not succeed where the first try failed).
+        """
+        with lock:
+            stored = store.lookup(scope, key) if key else None
+            if stored is not None:
+                if stored.fingerprint != fingerprint:
+                    raise conflict
+                return JSONResponse(
+                    stored.body, stored.status_code, headers={"Idempotent-Replayed": "true"}
+                )
+            try:
+                status_code, body = carry_out()
+            except SandboxError as error:
+                status_code, body = error.status_code, self.error_body(error)
+            if key:
+                store.save(scope, key, fingerprint, status_code, body)
+        return JSONResponse(body, status_code)
+
     # -- webhooks --------------------------------------------------------------------
 
+    def add_webhook_target(self, name: str, url: str, *, sign: Signer) -> None:
+        """Deliver events to ``url`` too, each attempt signed by ``sign(body)``.
+
+        A target of the same ``name`` is replaced (its pending deliveries are dropped).
+        The retry schedule, time scale and faults are the sandbox's.
+        """
+        sender = WebhookSender(
+            url,
+            sign=sign,
+            schedule=self._webhook_schedule,
+            time_scale=self._webhook_time_scale,
+            faults=self._plan,
+        )
+        with self._webhooks_lock:
+            replaced = self._senders.pop(name, None)
+            self._senders[name] = sender
+        if replaced is not None:
+            self._retire(replaced)
+
+    def remove_webhook_target(self, name: str) -> None:
+        """Stop delivering to the target ``name`` (pending deliveries are dropped)."""
+        with self._webhooks_lock:
+            removed = self._senders.pop(name, None)
+        if removed is not None:
+            self._retire(removed)
+
+    def webhook_targets(self, event: Mapping[str, Any]) -> Iterable[str]:
+        """The names of the targets that receive ``event``; by default every target."""
+        with self._webhooks_lock:
+            return tuple(self._senders)
+
     def emit(self, event: Mapping[str, Any]) -> None:
-        """Record ``event`` (with an ``id``) and deliver it when a webhook URL is set."""
-        with self._events_lock:
+        """Record ``event`` (with an ``id``) and deliver it to its `webhook_targets`."""
+        names = tuple(self.webhook_targets(event))
+        with self._webhooks_lock:
             self._events.append(event)
-        if self._sender is not None:
+            senders = [self._senders[name] for name in names if name in self._senders]
+        if senders:
             body = json.dumps(event, separators=(",", ":")).encode()
-            self._sender.send(str(event["id"]), body)
+            for sender in senders:
+                sender.send(str(event["id"]), body)
 
     @property
     def events(self) -> tuple[Mapping[str, Any], ...]:
-        with self._events_lock:
+        with self._webhooks_lock:
             return tuple(self._events)
 
     @property
     def webhook_attempts(self) -> tuple[DeliveryAttempt, ...]:
-        return self._sender.attempts if self._sender is not None else ()
+        """Every delivery attempt to every target (removed ones too), oldest first."""
+        with self._webhooks_lock:
+            senders = [*self._retired, *self._senders.values()]
+        attempts = [attempt for sender in senders for attempt in sender.attempts]
+        return tuple(sorted(attempts, key=lambda attempt: attempt.at))
 
     def wait_for_webhooks(self, timeout: float = 5.0) -> bool:
         """Wait until every delivery succeeded or gave up; False on timeout."""
-        return self._sender.wait_idle(timeout) if self._sender is not None else True
+        deadline = time.monotonic() + timeout
+        with self._webhooks_lock:
+            senders = list(self._senders.values())
+        return all(sender.wait_idle(max(0.0, deadline - time.monotonic())) for sender in senders)
 
     def close(self) -> None:
         """Stop delivering webhooks. The server's shutdown calls it; safe to call twice."""
-        if self._sender is not None:
-            self._sender.close()
+        with self._webhooks_lock:
+            senders = list(self._senders.values())
+        for sender in senders:
+            sender.close()
+
+    def _retire(self, sender: WebhookSender) -> None:
+        # Not waited for: a request handler removes targets, and must not block on a
+        # delivery in flight.
+        sender.close(wait=False)
+        with self._webhooks_lock:
+            self._retired.append(sender)
 
     # -- internals -------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """Plain HTML pages for the customer's side of a sandbox (3-D Secure, hosted payment).
 
 No scripts and no styling a browser needs to fetch: a heading, a few lines, and a
-form whose buttons post one field. Tests submit the forms with httpx.
+form whose buttons post one field, after the text inputs it may have (a card number
+on a hosted payment page). Tests submit the forms with httpx.
 """
 
 from __future__ import annotations
@@ -42,16 +43,29 @@ def form_page(
     action: str,
     field: str,
     buttons: Sequence[tuple[str, str]],
+    inputs: Sequence[tuple[str, str]] = (),
+    status_code: int = 200,
 ) -> HTMLResponse:
-    """A page with one form posting to ``action``; each button is (value, label) of ``field``."""
+    """A page with one form posting to ``action``; each button is (value, label) of ``field``.
+
+    ``inputs`` are (name, label) of empty text inputs the form posts too. What is typed
+    in them is never echoed back: a page shown again after a refusal starts empty.
+    """
     paragraphs = "\n".join(f"<p>{escape(line)}</p>" for line in lines)
+    input_html = "".join(
+        f'  <p><label>{escape(label)} <input type="text" name="{escape(name)}" '
+        f'autocomplete="off"></label></p>\n'
+        for name, label in inputs
+    )
     button_html = "\n".join(
         f'  <button type="submit" name="{escape(field)}" value="{escape(value)}">'
         f"{escape(label)}</button>"
         for value, label in buttons
     )
-    form = f'<form method="post" action="{escape(action)}">\n{button_html}\n</form>'
-    return HTMLResponse(_PAGE.format(title=escape(title), body=f"{paragraphs}\n{form}"))
+    form = f'<form method="post" action="{escape(action)}">\n{input_html}{button_html}\n</form>'
+    return HTMLResponse(
+        _PAGE.format(title=escape(title), body=f"{paragraphs}\n{form}"), status_code=status_code
+    )
 
 
 async def read_form(request: Request) -> dict[str, str]:

@@ -16,7 +16,8 @@ __all__ = ["IdGenerator", "SandboxState"]
 
 
 class IdGenerator:
-    """Provider-looking ids, ``pay_3f9c…``: a prefix and 24 hex digits.
+    """Provider-looking ids, ``pay_3f9c…``: a prefix and 24 hex digits (`new`), or
+    decimal digits (`numeric`, ``pi_1787730829493927936``).
 
     Seeded, the sequence repeats from run to run (useful for recorded exchanges).
     """
@@ -28,6 +29,11 @@ class IdGenerator:
     def new(self, prefix: str) -> str:
         with self._lock:
             return f"{prefix}_{self._random.getrandbits(96):024x}"
+
+    def numeric(self, prefix: str, digits: int = 19) -> str:
+        """``prefix_`` and ``digits`` decimal digits, the first never 0."""
+        with self._lock:
+            return f"{prefix}_{self._random.randrange(10 ** (digits - 1), 10**digits)}"
 
 
 class SandboxState:

@@ -4,7 +4,8 @@ A background thread posts each event, signing every attempt afresh (the signatur
 timestamp is the attempt's). An answer other than 2xx, or no answer, is retried on
 ``schedule``: the seconds at which each attempt is due, counted from the first
 (a retry waits the gap between two entries after the failed attempt), multiplied by
-``time_scale`` so tests compress hours into milliseconds. Every attempt is
+``time_scale`` so tests compress hours into milliseconds (`exponential_schedule`
+builds a provider's "N attempts over so many hours"). Every attempt is
 recorded for tests to inspect. The `FaultPlan`'s ``webhook_*`` knobs duplicate
 events, deliver them out of order (an event is held back until the next one went
 out) or late.
@@ -24,11 +25,44 @@ from attrs import asdict, define, frozen
 
 from paycore.sandbox.faults import FaultPlan, WebhookFault
 
-__all__ = ["DEFAULT_RETRY_SCHEDULE", "DeliveryAttempt", "WebhookSender"]
+__all__ = [
+    "DEFAULT_RETRY_SCHEDULE",
+    "DeliveryAttempt",
+    "Signer",
+    "WebhookSender",
+    "exponential_schedule",
+]
 
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (0, 1, 5, 30)
 
 Signer = Callable[[bytes], Mapping[str, str]]
+
+
+def exponential_schedule(attempts: int, span: float, *, first_gap: float) -> tuple[float, ...]:
+    """A retry schedule of ``attempts`` tries, the last ``span`` seconds after the first.
+
+    The gaps grow by a constant factor from ``first_gap``, as a provider's "18 times
+    in 72 hours, with exponential back-off" does; each time is rounded to the second.
+    """
+    if attempts < 2:
+        raise ValueError("an exponential schedule needs at least two attempts")
+    if not 0 < first_gap * (attempts - 1) <= span:
+        raise ValueError("the first gap must be positive and at most span / (attempts - 1)")
+    gaps = attempts - 1
+
+    def total(ratio: float) -> float:  # the span gaps growing by ``ratio`` cover
+        return first_gap * sum(ratio**k for k in range(gaps))
+
+    low, high = 1.0, 2.0
+    while total(high) < span:
+        high *= 2
+    for _ in range(100):  # bisection: total() grows with the ratio
+        middle = (low + high) / 2
+        low, high = (middle, high) if total(middle) < span else (low, middle)
+    times = [0.0]
+    for k in range(gaps):
+        times.append(times[-1] + first_gap * low**k)
+    return (*(float(round(t)) for t in times[:-1]), float(span))
 
 
 @frozen(kw_only=True)
@@ -138,8 +172,12 @@ class WebhookSender:
                 lambda: not self._pending and not self._in_flight, timeout
             )
 
-    def close(self) -> None:
-        """Stop the thread and abandon pending deliveries; a later `send` starts again."""
+    def close(self, *, wait: bool = True) -> None:
+        """Stop the thread and abandon pending deliveries; a later `send` starts again.
+
+        ``wait=False`` returns at once: an attempt in flight then finishes (and is
+        recorded) in the background.
+        """
         with self._condition:
             thread, stop = self._thread, self._stop
             self._thread = self._stop = None
@@ -147,7 +185,7 @@ class WebhookSender:
             if stop is not None:
                 stop.set()
             self._condition.notify_all()
-        if thread is not None and thread is not threading.current_thread():
+        if wait and thread is not None and thread is not threading.current_thread():
             thread.join(self._timeout + 1)
 
     def _draw_faults(self) -> tuple[bool, bool]:

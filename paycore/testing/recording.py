@@ -88,7 +88,8 @@ def cassette_recorder(
         cassette_library_dir=str(directory),
         record_mode="all" if record else "none",
         match_on=("method", "uri", "body"),
-        filter_headers=list(CREDENTIAL_HEADERS),
+        # Host names the live server's port: noise in every re-recording.
+        filter_headers=[*CREDENTIAL_HEADERS, "host"],
         before_record_request=rewrite.request,
         before_record_response=rewrite.response,
         decode_compressed_response=True,

@@ -360,6 +360,26 @@ class GatewayResult:
     def approved(self) -> bool:
         return self.outcome is Outcome.APPROVED
 
+    @classmethod
+    def not_found(cls, request: PaymentRequest) -> GatewayResult:
+        """`fetch_status`'s answer when the provider has no record of ``request``'s transaction.
+
+        Final only once no attempt of the original request can still be in flight (its
+        exchange's total timeout has passed): an attempt on its way may yet create it.
+        Reconciliation asks only after that; a caller asking sooner must read this as
+        "not yet".
+        """
+        return cls(
+            outcome=Outcome.DECLINED,
+            gateway_reference=request.gateway_reference,
+            decline_reason=DeclineReason.NOT_FOUND,
+            decline_code="not_found",
+            message=(
+                f"the provider has no record of this {request.transaction_type}: it did not "
+                "happen, if no attempt of it can still be in flight"
+            ),
+        )
+
 
 @frozen(kw_only=True)
 class SaveMethodRequest:

@@ -12,7 +12,7 @@ import pytest
 from paycore.gateways.webhooks import sign, verify_signature
 from paycore.sandbox import WebhookReceiver
 from paycore.sandbox.faults import FaultPlan
-from paycore.sandbox.webhook_sender import WebhookSender
+from paycore.sandbox.webhook_sender import WebhookSender, exponential_schedule
 
 SECRET = "whsec_sender_test"
 
@@ -185,3 +185,47 @@ def unused_url(paycore_sandbox_server) -> str:
     server = paycore_sandbox_server(Starlette())
     server.stop()
     return server.url + "/webhooks"
+
+
+def test_an_exponential_schedule_spreads_its_attempts_over_the_span():
+    schedule = exponential_schedule(18, 72 * 3600, first_gap=60)
+
+    gaps = [later - earlier for earlier, later in itertools.pairwise(schedule)]
+    assert (len(schedule), schedule[0], schedule[1], schedule[-1]) == (18, 0, 60, 259_200)
+    ratios = [later / earlier for earlier, later in itertools.pairwise(gaps)]
+    assert max(ratios) - min(ratios) < 0.02  # one growth factor throughout
+
+
+@pytest.mark.parametrize(("attempts", "span", "first_gap"), [(1, 60, 1), (3, 60, 0), (3, 60, 31)])
+def test_an_exponential_schedule_refuses_what_cannot_grow(attempts, span, first_gap):
+    with pytest.raises(ValueError, match=r"attempts|gap"):
+        exponential_schedule(attempts, span, first_gap=first_gap)
+
+
+def test_closing_without_waiting_lets_the_attempt_in_flight_finish_alone(paycore_sandbox_server):
+    import asyncio
+    import threading
+
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    arrived = threading.Event()
+
+    async def slow(request):
+        arrived.set()
+        await asyncio.sleep(0.3)
+        return Response(status_code=204)
+
+    url = paycore_sandbox_server(Starlette(routes=[Route("/", slow, methods=["POST"])])).url
+    sender = WebhookSender(url + "/", sign=lambda raw: {})
+    sender.send("evt_1", body("evt_1"))
+    assert arrived.wait(5)
+
+    started = time.monotonic()
+    sender.close(wait=False)
+
+    assert time.monotonic() - started < 0.2
+    assert sender.wait_idle(5)
+    (attempt,) = sender.attempts
+    assert (attempt.status_code, attempt.delivered) == (204, True)

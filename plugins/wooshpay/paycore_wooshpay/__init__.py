@@ -1,0 +1,1 @@
+"""WooshPay for paycore: the gateway plugin (`gateway`) and its local sandbox (`sandbox`)."""
