@@ -25,9 +25,9 @@ from paycore.errors import PluginError
 from paycore.gateways.driver import GatewayDriver
 from paycore.money import Money
 from paycore.sandbox.base import Sandbox
+from paycore.sandbox.browser import submit_form
 from paycore.sandbox.server import SandboxServer
 from paycore.sandbox.webhook_receiver import ReceivedWebhook, WebhookReceiver
-from paycore.testing.contract_support import submit_form
 from paycore.transactions.records import Payment, PaymentTransaction
 from paycore.transactions.services import PaymentTransactionServices
 from paycore.transactions.store import Store

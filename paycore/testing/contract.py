@@ -77,7 +77,7 @@ Methods to override
 ``complete_action(http, next_action, *, approve)``
     Act as the customer on a 3-D Secure redirect. By default: open the URL like a
     browser, find the page's single form, and click the button whose value is
-    ``approve`` or ``decline`` (see `paycore.testing.contract_support.submit_form`).
+    ``approve`` or ``decline`` (see `paycore.sandbox.browser.submit_form`).
 ``pay_checkout(http, session)``
     Pay a `CheckoutSession` on the sandbox's hosted page. Required when the gateway
     declares ``create_checkout``; by default it raises `NotImplementedError` saying so.
@@ -111,7 +111,7 @@ method=None, **options)``, ``open_payment(services, payment)`` (authorize, or sa
 ``authorized(services)``, ``captured(services)``, ``matches_provider(services, sandbox,
 payment_id)`` (the ledger consistent and equal to `provider_totals`), and
 ``direct_request(kind, transaction_id, **changes)`` (a `PaymentRequest` for calling the
-gateway through ``driver``). `paycore.testing.contract_support.submit_form` clicks
+gateway through ``driver``). `paycore.sandbox.browser.submit_form` clicks
 through a sandbox's page, filling in fields (a card number on a hosted payment page)::
 
     def pay_checkout(self, http, session):

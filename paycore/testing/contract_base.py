@@ -16,7 +16,8 @@ import pytest
 from paycore.gateways.base import Capabilities, Gateway, Operation
 from paycore.gateways.driver import GatewayDriver, RetryPolicy
 from paycore.money import Money
-from paycore.testing.contract_support import ProviderTotals, requirement_of, submit_form
+from paycore.sandbox.browser import submit_form
+from paycore.testing.contract_support import ProviderTotals, requirement_of
 from paycore.transactions import states
 from paycore.transactions.model import (
     CheckoutSession,
@@ -107,7 +108,7 @@ class ContractBase:
             f"gateway {self.gateway_name!r} declares create_checkout, so "
             f"{type(self).__name__} must implement pay_checkout(http, session): drive the "
             "sandbox's hosted page at session.next_action.url to a successful payment "
-            "(submit_form from paycore.testing.contract_support clicks a form's button)"
+            "(submit_form from paycore.sandbox.browser clicks a form's button)"
         )
 
     # -- plugin classes ------------------------------------------------------------------

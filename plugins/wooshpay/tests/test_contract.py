@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 from paycore_wooshpay.sandbox import WooshPaySandbox
 
+from paycore.sandbox.browser import submit_form
 from paycore.testing import GatewayContract, ProviderTotals
-from paycore.testing.contract_support import submit_form
 from paycore.transactions.model import CheckoutSession, DeclineReason, PaymentMethod
 
 # The sandbox's ready-made payment methods (sandbox only, not WooshPay's).
