@@ -22,20 +22,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from attrs import frozen
 from rich.console import Console
 from rich.table import Table
 
 from paycore import demo_checkout
+from paycore.demo_checkout import Step
 from paycore.gateways.driver import GatewayDriver
 from paycore.gateways.dummy import DummyGateway
 from paycore.gateways.dummy_sandbox import DummySandbox
 from paycore.money import Money
 from paycore.sandbox.server import SandboxServer
-from paycore.sandbox.webhook_receiver import ReceivedWebhook, WebhookReceiver
+from paycore.sandbox.webhook_receiver import WebhookReceiver
 from paycore.transactions import states
 from paycore.transactions.model import PaymentMethod
-from paycore.transactions.records import Payment, PaymentTransaction
+from paycore.transactions.records import PaymentTransaction
 from paycore.transactions.services import PaymentTransactionServices
 from paycore.transactions.store import Store
 
@@ -45,14 +45,6 @@ GATEWAY = "dummy"
 # The sandbox's test tokens (see `paycore.gateways.dummy_sandbox.TEST_TOKENS`).
 VISA = "tok_visa"
 BROKE = "tok_insufficient_funds"
-
-
-@frozen
-class _Row:
-    label: str
-    transaction: PaymentTransaction
-    payment: Payment
-    elapsed_ms: float
 
 
 def run_demo(console: Console, *, currency: str = "USD", database_url: str | None = None) -> None:
@@ -88,7 +80,7 @@ def _run(console: Console, currency: str, database_url: str) -> None:
                 rows = _payments(services, sandbox, currency)
                 deliveries = receiver.wait_for(len(sandbox.events), timeout=5.0)
                 sandbox.close()
-                applied = _apply_webhooks(services, gateway, deliveries, loopback)
+                applied = demo_checkout.webhook_dispositions(services, GATEWAY, driver, deliveries)
                 provider = {p["id"]: p for p in sandbox.snapshot()["payments"]}
                 console.print(_table(rows, currency))
                 console.print(
@@ -107,8 +99,7 @@ def _checkout(console: Console, database_url: str, loopback: httpx.Client, curre
         )
         return
     tour = demo_checkout.checkout_tour(database_url, loopback, currency)
-    rows = [_Row(s.label, s.transaction, s.payment, s.elapsed_ms) for s in tour.steps]
-    table = _table(rows, currency)
+    table = _table(tour.steps, currency)
     table.title = f"A hosted checkout through {demo_checkout.CHECKOUT_GATEWAY}'s sandbox"
     console.print(table)
     console.print(
@@ -130,14 +121,14 @@ def _checkout(console: Console, database_url: str, loopback: httpx.Client, curre
 
 def _payments(
     services: PaymentTransactionServices, sandbox: DummySandbox, currency: str
-) -> list[_Row]:
-    rows: list[_Row] = []
+) -> list[Step]:
+    rows: list[Step] = []
 
     def step(label: str, call: Callable[[], PaymentTransaction]) -> None:
         started = time.perf_counter()
         transaction = call()
         elapsed = (time.perf_counter() - started) * 1000
-        rows.append(_Row(label, transaction, services.get_payment(transaction.payment_id), elapsed))
+        rows.append(Step(label, transaction, services.get_payment(transaction.payment_id), elapsed))
 
     def money(minor_units: int) -> Money:
         return Money(minor_units, currency)
@@ -160,7 +151,7 @@ def _payments(
     return rows
 
 
-def _table(rows: list[_Row], currency: str) -> Table:
+def _table(rows: list[Step], currency: str) -> Table:
     table = Table(
         title=f"Payments written ahead in the ledger (amounts in {currency})",
         caption="captured, refunded: the ledger's totals after each step",
@@ -187,24 +178,6 @@ def _table(rows: list[_Row], currency: str) -> Table:
             f"{row.elapsed_ms:.1f}",
         )
     return table
-
-
-def _apply_webhooks(
-    services: PaymentTransactionServices,
-    gateway: DummyGateway,
-    deliveries: tuple[ReceivedWebhook, ...],
-    client: httpx.Client,
-) -> dict[str, int]:
-    dispositions: dict[str, int] = {}
-    with GatewayDriver(gateway, client=client, hooks=None) as driver:
-        for delivery in deliveries:
-            handling = driver.run(
-                gateway.handle_webhook(delivery.as_request()), operation="handle_webhook"
-            )
-            for event in handling.events:
-                result = services.apply_event(GATEWAY, event)
-                dispositions[result.disposition] = dispositions.get(result.disposition, 0) + 1
-    return dispositions
 
 
 def _agreement(

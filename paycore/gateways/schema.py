@@ -133,5 +133,8 @@ def _rule_message(rule: str, expected: Any) -> str:
             return f"must be greater than {expected}"
         case "exclusiveMaximum":
             return f"must be less than {expected}"
+        case _ if isinstance(expected, Mapping) and isinstance(expected.get("description"), str):
+            # A composite rule ("not", "oneOf" …) says what it wants in its description.
+            return str(expected["description"])
         case _:
             return f"breaks the {rule!r} rule of the schema"

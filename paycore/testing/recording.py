@@ -24,7 +24,6 @@ sandbox and fixed transaction ids.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterable
@@ -126,7 +125,6 @@ class _Rewrite:
         text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
         if self._origin is not None:
             text = text.replace(self._origin, REPLAY_URL)
-            text = text.replace(json.dumps(self._origin)[1:-1], REPLAY_URL)
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
         text = _CARD_CANDIDATE.sub(_mask_card, text)

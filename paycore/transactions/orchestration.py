@@ -54,6 +54,7 @@ from paycore.transactions.model import (
     PaymentRequest,
     TransactionStatus,
     TransactionType,
+    _member,
 )
 from paycore.transactions.records import UNRESOLVED, Payment, PaymentTransaction
 from paycore.transactions.store import Store
@@ -257,7 +258,7 @@ class Orchestration:
         checkout: CheckoutKind | str | None = None,
     ) -> Steps[PaymentTransaction]:
         check_id(payment_id, "payment_id")
-        page = None if checkout is None else _checkout_kind(checkout)
+        page = None if checkout is None else _member(CheckoutKind, checkout, "checkout")
         begun: Begun = yield DbStep(
             lambda: self.ledger.begin(
                 payment_id,
@@ -468,14 +469,6 @@ def _awaiting_customer(session: CheckoutSession) -> GatewayResult:
         next_action=session.next_action,
         provider_status=f"{session.kind}_open",
     )
-
-
-def _checkout_kind(value: CheckoutKind | str) -> CheckoutKind:
-    try:
-        return CheckoutKind(value)
-    except ValueError:
-        kinds = ", ".join(kind.value for kind in CheckoutKind)
-        raise InvalidRequest(f"checkout must be one of {kinds}; got {str(value)[:32]!r}") from None
 
 
 def _failure(status: TransactionStatus, error: PaycoreError) -> Settlement:

@@ -26,6 +26,7 @@ from paycore.gateways.base import (
     read_json,
     secret,
 )
+from paycore.gateways.schema import config_problems
 from paycore.money import Money
 from paycore.transactions.model import (
     CheckoutKind,
@@ -294,3 +295,17 @@ def test_every_item_of_a_list_of_secrets_is_scrubbed_on_its_own() -> None:
     config = RotatingConfig(webhook_secrets=("whsec_new", "", "whsec_old"), api_key=SECRET)
 
     assert config.secret_values() == ("whsec_new", "whsec_old", SECRET)
+
+
+def test_a_composite_rule_is_reported_in_its_own_words() -> None:
+    schema = {
+        "type": "object",
+        "not": {"required": ["mode", "base_url"], "description": "give mode or base_url"},
+    }
+
+    assert config_problems(schema, {"mode": "test", "base_url": "https://x"}) == [
+        "(top level): give mode or base_url"
+    ]
+    assert config_problems({"type": "object", "not": {"required": ["a"]}}, {"a": 1}) == [
+        "(top level): breaks the 'not' rule of the schema"
+    ]

@@ -81,7 +81,7 @@ def test_mode_and_base_url_together_are_refused():
     config = {"secret_key": TEST_KEY, "webhook_secret": "w", "mode": "test", "base_url": "http://x"}
 
     assert problems_of(config) == [
-        "mode, base_url: give one of them, not both (base_url replaces the host)"
+        "(top level): give one of mode and base_url, not both (base_url replaces the host)"
     ]
 
 

@@ -236,8 +236,20 @@ def test_a_saved_card_pays_off_session_until_it_is_deleted(wooshpay: Session, ma
         "sale",
     )
     wooshpay.run(wooshpay.gateway.delete_method(saved), "delete_method")
+    after = wooshpay.run(
+        wooshpay.gateway.sale(
+            make_request(
+                "sale",
+                "txn_rec_after_delete",
+                payment_method=saved.as_payment_method(off_session=True),
+                customer=customer,
+            )
+        ),
+        "sale",
+    )
 
     assert (saved.brand, saved.last4) == ("visa", "4242")
     assert saved.token != VISA.token  # the ready-made method was copied, then attached
     assert paid.outcome is Outcome.APPROVED
     assert paid.next_action is None
+    assert after.outcome is Outcome.DECLINED
