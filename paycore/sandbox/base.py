@@ -39,6 +39,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from paycore.errors import ConfigurationError
+from paycore.gateways.json_codec import encode_json
 from paycore.sandbox.faults import Fault, FaultInjector, FaultPlan
 from paycore.sandbox.idempotency import IdempotencyStore
 from paycore.sandbox.webhook_sender import (
@@ -285,16 +286,21 @@ class Sandbox:
         with self._webhooks_lock:
             return tuple(self._senders)
 
-    def emit(self, event: Mapping[str, Any]) -> None:
-        """Record ``event`` (with an ``id``) and deliver it to its `webhook_targets`."""
+    def emit(self, event: Mapping[str, Any], *, event_id: str | None = None) -> None:
+        """Record ``event`` and deliver it, as compact JSON, to its `webhook_targets`.
+
+        Deliveries are known by ``event_id``, by default the event's own ``id`` (a
+        provider whose callbacks are the changed object itself names them otherwise).
+        """
+        delivery_id = str(event["id"]) if event_id is None else event_id
         names = tuple(self.webhook_targets(event))
         with self._webhooks_lock:
             self._events.append(event)
             senders = [self._senders[name] for name in names if name in self._senders]
         if senders:
-            body = json.dumps(event, separators=(",", ":")).encode()
+            body = encode_json(event)  # exact decimals, for providers writing major units
             for sender in senders:
-                sender.send(str(event["id"]), body)
+                sender.send(delivery_id, body)
 
     @property
     def events(self) -> tuple[Mapping[str, Any], ...]:

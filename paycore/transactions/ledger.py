@@ -226,13 +226,16 @@ class Ledger:
     ) -> Payment:
         """A new payment (nothing is sent), or the one created before with the same key.
 
-        Card numbers (and the gateway's secrets) in the description or metadata are
-        masked before anything is stored or sent: a merchant's free text must not carry
-        one into the database.
+        Card numbers (and the gateway's secrets) in the description, the metadata or the
+        method's fields are masked before anything is stored or sent: a merchant's free
+        text must not carry one into the database.
         """
         scrub = self._scrubbers.get(gateway) or _MASK_CARDS
         description = None if description is None else scrub.text(description)
         metadata = {key: scrub.text(value) for key, value in metadata.items()}
+        if payment_method is not None and payment_method.fields:
+            fields = {key: scrub.text(value) for key, value in payment_method.fields.items()}
+            payment_method = evolve(payment_method, fields=fields)
         now = self.clock()
         zero = Money.zero(amount.currency)
         payment = Payment(
@@ -266,6 +269,7 @@ class Ledger:
                 payment_method.token,
                 payment_method.save,
                 *(("off_session",) if payment_method.off_session else ()),
+                *sorted(payment_method.fields.items()),
             ),
             None if customer is None else repr(customer),
             owner,

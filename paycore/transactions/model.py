@@ -216,6 +216,23 @@ class Customer:
     locale: str | None = None
 
 
+_MAX_METHOD_FIELDS = 50
+
+
+def _method_fields(value: Mapping[str, str] | None) -> Mapping[str, str]:
+    fields = dict(value or {})
+    if len(fields) > _MAX_METHOD_FIELDS:
+        raise InvalidRequest(f"a payment method has at most {_MAX_METHOD_FIELDS} fields")
+    for key, item in fields.items():
+        if not (isinstance(key, str) and 0 < len(key) <= 64):
+            raise InvalidRequest("a payment method's field names are strings of 1 to 64 characters")
+        if not (isinstance(item, str) and len(item) <= 1024):
+            raise InvalidRequest(
+                f"payment method field {key!r} must be a string of at most 1024 characters"
+            )
+    return MappingProxyType(fields)
+
+
 @frozen(kw_only=True)
 class PaymentMethod:
     """How the customer pays: a method type and, for saved or tokenised methods, a token.
@@ -225,6 +242,9 @@ class PaymentMethod:
 
     type: str  # "card", "bank_transfer", … (the gateway's `payment_methods` names them)
     token: str | None = field(default=None, repr=False)
+    # What the frontend collected for the method: the `PaymentMethodOption.required_fields`
+    # (a phone number, a wallet account …). Never card data: cards go to hosted pages.
+    fields: Mapping[str, str] = field(default=None, converter=_method_fields, repr=False)
     save: bool = False  # ask the gateway to keep the method for later (vaults)
     # The customer is not there to act (a merchant-initiated charge of a saved method):
     # the gateway must not ask for a redirect or 3-D Secure, and declines instead.

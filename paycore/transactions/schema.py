@@ -46,6 +46,7 @@ payments = sa.Table(
     sa.Column("method_token", _TEXT_ID),  # the provider's token, never a card number
     sa.Column("method_save", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("method_off_session", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("method_fields", sa.JSON),  # what the frontend collected; card numbers masked
     sa.Column("customer", sa.JSON),
     sa.Column("description", sa.Text),
     sa.Column("return_url", sa.Text),

@@ -497,6 +497,7 @@ def _payment_values(payment: Payment) -> dict[str, Any]:
         "method_token": None if method is None else method.token,
         "method_save": False if method is None else method.save,
         "method_off_session": False if method is None else method.off_session,
+        "method_fields": dict(method.fields) if method is not None and method.fields else None,
         "customer": None if payment.customer is None else _customer_values(payment.customer),
         "description": payment.description,
         "return_url": payment.return_url,
@@ -535,6 +536,7 @@ def _payment_from(row: Mapping[Any, Any]) -> Payment:
             token=row["method_token"],
             save=row["method_save"],
             off_session=row["method_off_session"],
+            fields=row["method_fields"],
         )
     )
     return Payment(

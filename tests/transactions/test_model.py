@@ -175,6 +175,33 @@ def test_a_saved_method_pays_as_a_payment_method_on_or_off_session() -> None:
     assert saved.as_payment_method(off_session=True).off_session
 
 
+def test_a_methods_fields_are_a_read_only_map_of_strings_kept_out_of_its_repr() -> None:
+    method = PaymentMethod(type="wallet_uah", fields={"phone": "+380501234567"})
+
+    assert dict(method.fields) == {"phone": "+380501234567"}
+    assert "380501234567" not in repr(method)
+    with pytest.raises(TypeError):
+        method.fields["phone"] = "other"  # type: ignore[index]
+    assert PaymentMethod(type="card").fields == {}
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"rate": 100}, "field 'rate' must be a string"),
+        ({"": "x"}, "field names are strings of 1 to 64 characters"),
+        ({"k" * 65: "x"}, "field names are strings of 1 to 64 characters"),
+        ({"note": "x" * 1025}, "at most 1024 characters"),
+        ({f"f{i}": "x" for i in range(51)}, "at most 50 fields"),
+    ],
+)
+def test_a_methods_fields_refuse_what_is_not_a_short_string(
+    fields: dict[str, object], message: str
+) -> None:
+    with pytest.raises(InvalidRequest, match=message):
+        PaymentMethod(type="wallet_uah", fields=fields)  # type: ignore[arg-type]
+
+
 def test_a_checkout_session_knows_its_kind_and_may_not_know_the_payment_yet() -> None:
     link = CheckoutSession(
         reference="plink_1",

@@ -495,8 +495,26 @@ def test_create_payment_with_a_key_returns_the_same_payment_and_refuses_other_de
         create(owner="order-8")
     with pytest.raises(IdempotencyConflict):
         create(payment_method=PaymentMethod(type="bank_transfer"))
+    with pytest.raises(IdempotencyConflict):
+        create(payment_method=PaymentMethod(type="card", token="tok_visa", fields={"a": "1"}))
     with store.reading() as session:
         assert session.count_payments() == 1
+
+
+def test_card_numbers_in_a_methods_fields_are_masked_before_they_are_stored(
+    services: PaymentTransactionServices, store: Store
+):
+    method = PaymentMethod(
+        type="wallet", fields={"note": "card 4111 1111 1111 1111", "phone": "+380501234567"}
+    )
+
+    payment = services.create_payment(usd(1000), gateway="dummy", payment_method=method)
+
+    stored = services.get_payment(payment.id).payment_method
+    assert stored is not None
+    assert stored.fields["phone"] == "+380501234567"
+    assert "4111 1111 1111 1111" not in stored.fields["note"]
+    assert stored.fields["note"] == "card [PAN …1111]"
 
 
 def test_create_payment_refuses_bad_input_and_writes_nothing(

@@ -56,7 +56,13 @@ def a_payment(**changes: Any) -> Payment:
         "updated_at": at + timedelta(seconds=5),
         "owner": "order_42",
         "gateway_reference": "dpay_123",
-        "payment_method": PaymentMethod(type="card", token="tok_visa", save=True, off_session=True),
+        "payment_method": PaymentMethod(
+            type="card",
+            token="tok_visa",
+            save=True,
+            off_session=True,
+            fields={"phone": "+380501234567"},
+        ),
         "customer": Customer(
             reference="cust_7",
             gateway_customer_id="dcus_9",
