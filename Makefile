@@ -23,7 +23,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy paycore $(wildcard plugins/*/paycore_*)
+	$(BIN)/mypy paycore $(dir $(wildcard plugins/*/paycore_*/__init__.py))
 
 unit: install
 	$(BIN)/pytest
