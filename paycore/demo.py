@@ -9,8 +9,9 @@ a void of the rest; and a second payment whose card is declined. Each row shows 
 ledger's totals beside the provider's own. Every webhook the sandbox sent is then
 verified by the gateway and applied to the ledger, which already knew each outcome.
 
-Then a hosted checkout through WooshPay's sandbox (`paycore.demo_checkout`): paid on
-the provider's page, settled by its webhook, captured in part and refunded in part.
+Then a hosted checkout through WooshPay's sandbox and one through MilkyPay's
+(`paycore.demo_checkout`): paid on the provider's page, settled by its signed webhook,
+captured in part and refunded in part.
 """
 
 from __future__ import annotations
@@ -83,40 +84,41 @@ def _run(console: Console, currency: str, database_url: str) -> None:
                 applied = demo_checkout.webhook_dispositions(services, GATEWAY, driver, deliveries)
                 provider = {p["id"]: p for p in sandbox.snapshot()["payments"]}
                 console.print(_table(rows, currency))
-                console.print(
-                    f"webhooks: {len(sandbox.events)} sent by the sandbox, {len(deliveries)} "
-                    f"delivered and verified; {applied.get('applied', 0)} settled a "
-                    f"transaction, {applied.get('ignored', 0)} confirmed one already recorded"
-                )
+                console.print(_webhook_line(len(sandbox.events), len(deliveries), applied))
                 console.print(_agreement(services, {row.payment.id for row in rows}, provider))
         _checkout(console, database_url, loopback, currency)
 
 
-def _checkout(console: Console, database_url: str, loopback: httpx.Client, currency: str) -> None:
-    if not demo_checkout.available():
-        console.print(
-            f"(the {demo_checkout.CHECKOUT_GATEWAY} plugin is not installed: no hosted checkout)"
-        )
-        return
-    tour = demo_checkout.checkout_tour(database_url, loopback, currency)
-    table = _table(tour.steps, currency)
-    table.title = f"A hosted checkout through {demo_checkout.CHECKOUT_GATEWAY}'s sandbox"
-    console.print(table)
-    console.print(
-        f"webhooks: {tour.sent} sent by the sandbox, {tour.delivered} delivered and verified; "
-        f"{tour.dispositions.get('applied', 0)} settled a transaction, "
-        f"{tour.dispositions.get('ignored', 0)} confirmed one already recorded"
+def _webhook_line(sent: int, delivered: int, dispositions: dict[str, int]) -> str:
+    """What the provider's webhooks did: a delivery may carry several events."""
+    events = sum(dispositions.values())
+    return (
+        f"webhooks: {sent} sent by the sandbox, {delivered} delivered and verified, "
+        f"carrying {events} events: {dispositions.get('applied', 0)} moved a transaction, "
+        f"{dispositions.get('ignored', 0)} confirmed what was already recorded, "
+        f"{dispositions.get('duplicate', 0)} repeated one already applied"
     )
-    payment = tour.steps[-1].payment
-    ours = (payment.captured.minor_units, payment.refunded.minor_units)
-    theirs = (tour.provider["amount_received"], tour.refunded_at_provider)
-    if ours != theirs:
-        console.print(f"[red]ledger and provider disagree on {payment.id}[/]")
-    else:
-        console.print(
-            f"ledger = provider: {payment.id} captured {payment.captured}, refunded "
-            f"{payment.refunded}, and the rest of the authorization was released"
-        )
+
+
+def _checkout(console: Console, database_url: str, loopback: httpx.Client, currency: str) -> None:
+    for name in demo_checkout.CHECKOUT_GATEWAYS:
+        if not demo_checkout.available(name):
+            console.print(f"(the {name} plugin is not installed: no hosted checkout through it)")
+            continue
+        tour = demo_checkout.checkout_tour(name, database_url, loopback, currency)
+        table = _table(tour.steps, currency)
+        table.title = f"A hosted checkout through {tour.display_name}'s sandbox"
+        console.print(table)
+        console.print(_webhook_line(tour.sent, tour.delivered, tour.dispositions))
+        payment = tour.steps[-1].payment
+        ours = (payment.captured.minor_units, payment.refunded.minor_units)
+        if ours != (tour.captured_at_provider, tour.refunded_at_provider):
+            console.print(f"[red]ledger and provider disagree on {payment.id}[/]")
+        else:
+            console.print(
+                f"ledger = provider: {payment.id} captured {payment.captured}, refunded "
+                f"{payment.refunded}, and the rest of the authorization was released"
+            )
 
 
 def _payments(

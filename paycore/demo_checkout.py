@@ -1,20 +1,22 @@
-"""`paycore demo`, second part: a hosted checkout through WooshPay's sandbox.
+"""`paycore demo`, second part: a hosted checkout through each provider plugin's sandbox.
 
 The payment is authorized on the provider's own page: the services record the
 authorization ``requires_action`` with the page as its next action; a customer (here an
 HTTP client doing what a browser does) opens the page and pays with a test card; the
-provider's signed webhook, verified by the gateway, settles the authorization in the
-ledger. Then a partial capture (WooshPay captures once: the rest is released) and a
-partial refund, each compared with the provider's own totals.
+provider's signed webhook (a callback, on the Corefy platform), verified by the gateway,
+settles the authorization in the ledger. Then a partial capture (both providers capture
+once: the rest is released) and a partial refund, each compared with the provider's own
+totals. It runs for WooshPay and for MilkyPay.
 
-The plugin is found through its entry points like any other; without it installed,
-this part is skipped with a note.
+The plugins are found through their entry points like any other; one not installed is
+skipped with a note.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -32,12 +34,44 @@ from paycore.transactions.records import Payment, PaymentTransaction
 from paycore.transactions.services import PaymentTransactionServices
 from paycore.transactions.store import Store
 
-__all__ = ["CHECKOUT_GATEWAY", "Step", "Tour", "available", "checkout_tour", "webhook_dispositions"]
+__all__ = [
+    "CHECKOUT_GATEWAYS",
+    "Step",
+    "Tour",
+    "available",
+    "checkout_tour",
+    "webhook_dispositions",
+]
 
-CHECKOUT_GATEWAY = "wooshpay"
-# The sandbox's test card that pays without a challenge (sandbox only, never a real card).
+# The sandboxes' test card that pays without a challenge (sandbox only, never a real card).
 TEST_CARD = "4242424242424242"
 RETURN_URL = "https://shop.example/checkout/return"
+
+
+def _wooshpay_totals(state: Mapping[str, Any], reference: str, currency: str) -> tuple[int, int]:
+    (intent,) = [i for i in state["payment_intents"] if i["id"] == reference]
+    refunded = sum(
+        refund["amount"]
+        for refund in state["refunds"]
+        if refund["payment_intent"] == reference and refund["status"] == "succeeded"
+    )
+    return intent["amount_received"], refunded
+
+
+def _milkypay_totals(state: Mapping[str, Any], reference: str, currency: str) -> tuple[int, int]:
+    # The platform keeps major units (exact decimals): the ledger's are minor units.
+    invoice = state["invoices"][reference]
+    return (
+        Money.parse(Decimal(invoice["processed_amount"]), currency).minor_units,
+        Money.parse(Decimal(invoice["refunded_amount"]), currency).minor_units,
+    )
+
+
+# Each gateway the tour runs, with how to read what its sandbox captured and refunded.
+CHECKOUT_GATEWAYS: dict[str, Callable[[Mapping[str, Any], str, str], tuple[int, int]]] = {
+    "wooshpay": _wooshpay_totals,
+    "milkypay": _milkypay_totals,
+}
 
 
 @frozen
@@ -52,64 +86,66 @@ class Step:
 class Tour:
     """What the checkout part did: its steps, the webhooks, the provider's totals."""
 
+    gateway: str
+    display_name: str
     steps: list[Step]
     sent: int
     delivered: int
     dispositions: dict[str, int]
-    provider: dict[str, Any]  # the payment intent, as the sandbox keeps it
+    captured_at_provider: int
     refunded_at_provider: int
 
 
-def available() -> bool:
+def available(gateway: str) -> bool:
     try:
-        plugins.gateway_class(CHECKOUT_GATEWAY)
-        plugins.sandbox_class(CHECKOUT_GATEWAY)
+        plugins.gateway_class(gateway)
+        plugins.sandbox_class(gateway)
     except PluginError:
         return False
     return True
 
 
-def checkout_tour(database_url: str, loopback: httpx.Client, currency: str) -> Tour:
-    """Run the hosted checkout against a fresh sandbox, on the ledger at ``database_url``."""
+def checkout_tour(
+    gateway_name: str, database_url: str, loopback: httpx.Client, currency: str
+) -> Tour:
+    """Run the hosted checkout against a fresh sandbox of ``gateway_name``, on the ledger
+    at ``database_url``."""
     receiver = WebhookReceiver()
     with SandboxServer(receiver.app()) as hooks_server:
         receiver.base_url = hooks_server.url
-        sandbox: Sandbox = plugins.sandbox_class(CHECKOUT_GATEWAY)(webhook_url=receiver.url)
+        sandbox: Sandbox = plugins.sandbox_class(gateway_name)(webhook_url=receiver.url)
         with SandboxServer(sandbox.app()) as server:
-            gateway = plugins.gateway_class(CHECKOUT_GATEWAY).from_config(
+            gateway = plugins.gateway_class(gateway_name).from_config(
                 sandbox.gateway_config(server.url)
             )
             driver = GatewayDriver(gateway, client=loopback, hooks=None)
             with PaymentTransactionServices(
-                Store.connect(database_url), {CHECKOUT_GATEWAY: driver}, hooks=None
+                Store.connect(database_url), {gateway_name: driver}, hooks=None
             ) as services:
-                webhooks = _Webhooks(services, receiver)
-                steps = _steps(services, sandbox, webhooks, loopback, currency)
+                webhooks = _Webhooks(services, gateway_name, receiver)
+                steps = _steps(services, gateway_name, sandbox, webhooks, loopback, currency)
                 sandbox.wait_for_webhooks()
                 webhooks.apply()
                 sandbox.close()
-            payment = steps[-1].payment
-            state = sandbox.snapshot()
-            (intent,) = [
-                i for i in state["payment_intents"] if i["id"] == payment.gateway_reference
-            ]
-            refunded = sum(
-                refund["amount"]
-                for refund in state["refunds"]
-                if refund["payment_intent"] == intent["id"] and refund["status"] == "succeeded"
+            reference = steps[-1].payment.gateway_reference or ""
+            captured, refunded = CHECKOUT_GATEWAYS[gateway_name](
+                sandbox.snapshot(), reference, currency
             )
             return Tour(
+                gateway=gateway_name,
+                display_name=gateway.display_name,
                 steps=steps,
                 sent=len(sandbox.events),
                 delivered=len(receiver.received),
                 dispositions=webhooks.dispositions,
-                provider=intent,
+                captured_at_provider=captured,
                 refunded_at_provider=refunded,
             )
 
 
 def _steps(
     services: PaymentTransactionServices,
+    gateway: str,
     sandbox: Sandbox,
     webhooks: _Webhooks,
     browser: httpx.Client,
@@ -125,9 +161,7 @@ def _steps(
         steps.append(Step(label, transaction, payment, elapsed))
         return transaction
 
-    payment = services.create_payment(
-        Money(4999, currency), gateway=CHECKOUT_GATEWAY, return_url=RETURN_URL
-    )
+    payment = services.create_payment(Money(4999, currency), gateway=gateway, return_url=RETURN_URL)
     opened = step(
         "hosted page opened",
         lambda: services.authorize(payment.id, checkout="hosted_page"),
@@ -153,8 +187,11 @@ def _steps(
 class _Webhooks:
     """The deliveries the merchant's endpoint received, each verified and applied once."""
 
-    def __init__(self, services: PaymentTransactionServices, receiver: WebhookReceiver) -> None:
+    def __init__(
+        self, services: PaymentTransactionServices, gateway: str, receiver: WebhookReceiver
+    ) -> None:
         self.services = services
+        self.gateway = gateway
         self.receiver = receiver
         self.dispositions: dict[str, int] = {}
         self._applied = 0
@@ -162,9 +199,9 @@ class _Webhooks:
     def apply(self) -> None:
         deliveries = self.receiver.received[self._applied :]
         self._applied += len(deliveries)
-        driver = self.services.drivers[CHECKOUT_GATEWAY]
+        driver = self.services.drivers[self.gateway]
         for name, count in webhook_dispositions(
-            self.services, CHECKOUT_GATEWAY, driver, deliveries
+            self.services, self.gateway, driver, deliveries
         ).items():
             self.dispositions[name] = self.dispositions.get(name, 0) + count
 
