@@ -42,6 +42,7 @@ from paycore.errors import ConfigurationError
 from paycore.gateways.json_codec import encode_json
 from paycore.sandbox.faults import Fault, FaultInjector, FaultPlan
 from paycore.sandbox.idempotency import IdempotencyStore
+from paycore.sandbox.responses import ExactJSONResponse
 from paycore.sandbox.webhook_sender import (
     DEFAULT_RETRY_SCHEDULE,
     DeliveryAttempt,
@@ -107,6 +108,8 @@ class Sandbox:
     """
 
     name: ClassVar[str]
+    # The answers that count as a delivered webhook: None for any 2xx.
+    webhook_accepted_statuses: ClassVar[frozenset[int] | None] = None
 
     def __init__(
         self,
@@ -242,7 +245,7 @@ class Sandbox:
             if stored is not None:
                 if stored.fingerprint != fingerprint:
                     raise conflict
-                return JSONResponse(
+                return ExactJSONResponse(
                     stored.body, stored.status_code, headers={"Idempotent-Replayed": "true"}
                 )
             try:
@@ -251,7 +254,7 @@ class Sandbox:
                 status_code, body = error.status_code, self.error_body(error)
             if key:
                 store.save(scope, key, fingerprint, status_code, body)
-        return JSONResponse(body, status_code)
+        return ExactJSONResponse(body, status_code)
 
     # -- webhooks --------------------------------------------------------------------
 
@@ -267,6 +270,7 @@ class Sandbox:
             schedule=self._webhook_schedule,
             time_scale=self._webhook_time_scale,
             faults=self._plan,
+            accepted=self.webhook_accepted_statuses,
         )
         with self._webhooks_lock:
             replaced = self._senders.pop(name, None)
@@ -345,7 +349,7 @@ class Sandbox:
 
     async def _error_response(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SandboxError)
-        return JSONResponse(self.error_body(exc), status_code=exc.status_code)
+        return ExactJSONResponse(self.error_body(exc), status_code=exc.status_code)
 
     def _control_routes(self) -> list[BaseRoute]:
         return [
@@ -371,14 +375,14 @@ class Sandbox:
         return JSONResponse(plan.as_dict())
 
     async def _get_state(self, request: Request) -> Response:
-        return JSONResponse(self.snapshot())
+        return ExactJSONResponse(self.snapshot())
 
     async def _get_requests(self, request: Request) -> Response:
         received = [{"method": method, "path": path} for method, path in self.requests_received]
         return JSONResponse({"requests": received})
 
     async def _get_webhooks(self, request: Request) -> Response:
-        return JSONResponse(
+        return ExactJSONResponse(
             {
                 "events": list(self.events),
                 "attempts": [attempt.as_dict() for attempt in self.webhook_attempts],

@@ -18,6 +18,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -79,7 +80,9 @@ class DeliveryAttempt:
     at: float  # when it was sent (seconds since the epoch)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The attempt as JSON can hold it: ``at`` in RFC 3339 (UTC, milliseconds)."""
+        sent = datetime.fromtimestamp(self.at, UTC).isoformat(timespec="milliseconds")
+        return {**asdict(self), "at": sent.replace("+00:00", "Z")}
 
 
 @define
@@ -101,6 +104,8 @@ class WebhookSender:
     """Posts events to ``url`` from a background thread, started on the first `send`.
 
     ``sign(body)`` returns the headers proving the body's origin (computed per attempt).
+    A delivery counts as made when the answer's status is in ``accepted`` (by default
+    any 2xx; a provider that wants exactly 200 says so) and is retried otherwise.
     An event held back by the reorder fault goes anyway after ``reorder_hold`` seconds
     when no later event overtakes it.
     `close` stops it; deliveries still pending then are abandoned.
@@ -117,6 +122,7 @@ class WebhookSender:
         faults: FaultPlan | None = None,
         content_type: str = "application/json",
         reorder_hold: float = 1.0,
+        accepted: frozenset[int] | None = None,
     ) -> None:
         if not schedule:
             raise ValueError("the retry schedule needs at least one attempt")
@@ -126,6 +132,7 @@ class WebhookSender:
         self._timeout = timeout
         self._content_type = content_type
         self._reorder_hold = reorder_hold
+        self._accepted = accepted
         self._condition = threading.Condition()
         self._pending: list[_Delivery] = []
         self._attempts: list[DeliveryAttempt] = []
@@ -253,10 +260,17 @@ class WebhookSender:
             url=self.url,
             status_code=status_code,
             error=error,
-            delivered=status_code is not None and 200 <= status_code < 300,
+            delivered=self._accepts(status_code),
             duplicate=delivery.duplicate,
             at=sent_at,
         )
+
+    def _accepts(self, status_code: int | None) -> bool:
+        if status_code is None:
+            return False
+        if self._accepted is None:
+            return 200 <= status_code < 300
+        return status_code in self._accepted
 
     def _retry_later(self, delivery: _Delivery) -> None:
         if delivery.attempt >= len(self._schedule):

@@ -6,6 +6,7 @@ import itertools
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 
@@ -79,6 +80,37 @@ def test_a_failed_delivery_is_retried_on_the_schedule_and_signed_afresh(make_sen
     first, second, third = (a.at for a in sender.attempts)
     assert second - first >= 0.045
     assert third - first >= 0.095
+
+
+def test_any_2xx_delivers_unless_the_provider_wants_exactly_200(make_sender, receiver):
+    receiver.fail_first, receiver.failure_status = 2, 202
+    any_2xx = make_sender(schedule=(0, 1), time_scale=0.01)
+    only_200 = make_sender(schedule=(0, 1), time_scale=0.01, accepted=frozenset({200}))
+
+    any_2xx.send("evt_1", body("evt_1"))
+    assert any_2xx.wait_idle(5)
+    only_200.send("evt_2", body("evt_2"))
+    assert only_200.wait_idle(5)
+
+    assert [(a.status_code, a.delivered) for a in any_2xx.attempts] == [(202, True)]
+    assert [(a.status_code, a.delivered) for a in only_200.attempts] == [
+        (202, False),
+        (200, True),
+    ]
+
+
+def test_an_attempt_reads_as_json_with_its_time_in_rfc_3339(make_sender, receiver):
+    sender = make_sender()
+
+    sender.send("evt_1", body("evt_1"))
+    assert sender.wait_idle(5)
+
+    (attempt,) = sender.attempts
+    written = json.loads(json.dumps(attempt.as_dict()))
+    sent = datetime.fromisoformat(written["at"])
+    assert written["at"].endswith("Z") and sent.tzinfo is not None
+    assert abs(sent.timestamp() - attempt.at) < 0.001
+    assert (written["event_id"], written["status_code"]) == ("evt_1", 200)
 
 
 def test_the_sender_gives_up_when_the_schedule_is_spent(make_sender, receiver):

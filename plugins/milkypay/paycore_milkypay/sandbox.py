@@ -56,10 +56,11 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paycore.sandbox.base import DEFAULT_WEBHOOK_TARGET, Sandbox, SandboxError, SandboxOptions
+from paycore.sandbox.responses import ExactJSONResponse
 from paycore.sandbox.state import IdGenerator
 from paycore_milkypay.sandbox_api import ApiRoutes
 from paycore_milkypay.sandbox_pages import HostedPages
-from paycore_milkypay.sandbox_requests import ExactJSONResponse, Problems, Reader, read_json_body
+from paycore_milkypay.sandbox_requests import Problems, Reader, read_json_body
 from paycore_milkypay.sandbox_state import INVOICE_LIFETIME, MilkyPayState
 
 __all__ = [
@@ -112,6 +113,8 @@ class MilkyPaySandbox(Sandbox):
     display_name: ClassVar[str] = "MilkyPay"
     default_public_key: ClassVar[str] = DEFAULT_PUBLIC_KEY
     default_commerce_account_id: ClassVar[str] = DEFAULT_COMMERCE_ACCOUNT_ID
+    # "The merchant must answer HTTP 200; any other code is a failure" (providers.md §1).
+    webhook_accepted_statuses: ClassVar[frozenset[int] | None] = frozenset({200})
 
     def __init__(
         self,
@@ -273,15 +276,6 @@ class MilkyPaySandbox(Sandbox):
                 return
             self._callback_urls.add(url)
         self.add_webhook_target(_callback_target(url), url, sign=self.sign_webhook)
-
-    # Base's control answers hold this sandbox's Decimal amounts: written exactly.
-
-    async def _get_state(self, request: Request) -> Response:
-        return ExactJSONResponse(self.snapshot())
-
-    async def _get_webhooks(self, request: Request) -> Response:
-        attempts = [attempt.as_dict() for attempt in self.webhook_attempts]
-        return ExactJSONResponse({"events": list(self.events), "attempts": attempts})
 
 
 class PaytoneSandbox(MilkyPaySandbox):

@@ -14,9 +14,9 @@ from starlette.routing import BaseRoute, Route
 
 from paycore.sandbox.base import SandboxError
 from paycore.sandbox.forms import FormError, parse_form
+from paycore.sandbox.responses import ExactJSONResponse
 from paycore_milkypay.sandbox_documents import public_invoice
 from paycore_milkypay.sandbox_requests import (
-    ExactJSONResponse,
     Problems,
     Reader,
     invoice_spec,

@@ -13,9 +13,8 @@ from urllib.parse import urlsplit
 
 from attrs import frozen
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
-from paycore.gateways.json_codec import decode_json, encode_json
+from paycore.gateways.json_codec import decode_json
 from paycore.money import Money
 from paycore.sandbox.base import SandboxError
 from paycore_milkypay.sandbox_services import (
@@ -28,7 +27,6 @@ from paycore_milkypay.sandbox_services import (
 )
 
 __all__ = [
-    "ExactJSONResponse",
     "InvoiceSpec",
     "Problems",
     "Reader",
@@ -69,13 +67,6 @@ _CUSTOMER_FIELDS = (
     "metadata",
     "address",
 )
-
-
-class ExactJSONResponse(JSONResponse):
-    """A JSON answer whose `Decimal` amounts are written exactly (floats refused)."""
-
-    def render(self, content: Any) -> bytes:
-        return encode_json(content)
 
 
 def request_base_url(request: Request) -> str:

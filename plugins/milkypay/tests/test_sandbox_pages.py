@@ -229,6 +229,9 @@ def test_the_3ds_page_of_an_invoice_not_challenged_has_no_form(merchant):
     assert merchant.browse(f"/hpp/3ds/{cpi}", {"action": "maybe"}).status_code == 400
 
 
+CONTROL_PATHS = ("/_sandbox/webhooks", "/_sandbox/state")
+
+
 def test_a_card_number_is_never_kept_or_shown(merchant, http):
     cpi, url = page_of(merchant)
     _, challenged = page_of(merchant)
@@ -236,10 +239,11 @@ def test_a_card_number_is_never_kept_or_shown(merchant, http):
     submit_form(http, url, "pay", {"card_number": PAYING})
     submit_form(http, challenged, "pay", {"card_number": CHALLENGE})
 
+    control = [merchant.http.get(merchant.url + path) for path in CONTROL_PATHS]
+    assert [answer.status_code for answer in control] == [200, 200]
     seen = [
         json.dumps(merchant.sandbox.snapshot(), default=str),
-        merchant.http.get(merchant.url + "/_sandbox/webhooks").text,
-        merchant.http.get(merchant.url + "/_sandbox/state").text,
+        *(answer.text for answer in control),
         merchant.browse(url).text,
         merchant.browse(challenged).text,
         merchant.get(f"/api/payment-invoices/{cpi}").text,
