@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 import httpx
+from attrs import define
 
 __all__ = ["PageError", "submit_form"]
 
@@ -25,12 +26,27 @@ class PageError(AssertionError):
     """
 
 
+@define
+class _Select:
+    """A select being read: its name and the value a browser would send."""
+
+    name: str
+    value: str | None = None  # None until an option is seen
+
+
 class _Forms(HTMLParser):
-    """Collects each form's method, action and fields (inputs and buttons)."""
+    """Collects each form's method, action and fields (inputs, selects and buttons).
+
+    A select sends its selected option's value, or its first option's as a browser
+    does; an option without a ``value`` attribute has its text as value.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.forms: list[dict[str, Any]] = []
+        self._select: _Select | None = None
+        self._option_text: list[str] | None = None  # an option without a value, read
+        self._option_selected = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = {name: value or "" for name, value in attrs}
@@ -50,6 +66,38 @@ class _Forms(HTMLParser):
                 self.forms[-1]["buttons"].append(entry)
             elif entry[0]:
                 self.forms[-1]["fields"].append(entry)
+        elif tag == "select" and self.forms:
+            self._select = _Select(attributes.get("name", ""))
+        elif tag == "option" and self._select is not None:
+            self._end_option()  # an option's end tag may be left out
+            selected = "selected" in attributes
+            if "value" in attributes:
+                self._choose(attributes["value"], selected)
+            else:
+                self._option_text, self._option_selected = [], selected
+
+    def handle_data(self, data: str) -> None:
+        if self._option_text is not None:
+            self._option_text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "option":
+            self._end_option()
+        elif tag == "select" and self._select is not None:
+            self._end_option()
+            if self._select.name:
+                self.forms[-1]["fields"].append((self._select.name, self._select.value or ""))
+            self._select = None
+
+    def _end_option(self) -> None:
+        if self._option_text is not None:
+            self._choose(" ".join("".join(self._option_text).split()), self._option_selected)
+            self._option_text = None
+
+    def _choose(self, value: str, selected: bool) -> None:
+        assert self._select is not None
+        if selected or self._select.value is None:  # the last selected one wins
+            self._select.value = value
 
 
 def submit_form(

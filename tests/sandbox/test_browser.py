@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
 import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from paycore.sandbox.browser import PageError, submit_form
-from paycore.sandbox.pages import form_page, message_page, read_form
+from paycore.sandbox.pages import form_page, message_page
 
 
 async def checkout(request: Request) -> Response:
@@ -24,8 +26,24 @@ async def checkout(request: Request) -> Response:
     )
 
 
+SELECTS = """<form method="post" action="/pay/submit">
+  <select name="service"><option value="card">Card</option><option value="bank">Bank</option>
+  </select>
+  <select name="currency"><option>USD<option selected> EUR </option></select>
+  <select name="country"><option value="">Choose</option><option value="UA">Ukraine</option>
+  </select>
+  <button type="submit" name="action" value="pay">Pay</button>
+</form>"""
+
+
+async def selects(request: Request) -> Response:
+    return HTMLResponse(SELECTS)
+
+
 async def submitted(request: Request) -> Response:
-    return JSONResponse(await read_form(request))
+    """What the browser sent, blank fields included."""
+    sent = parse_qsl((await request.body()).decode(), keep_blank_values=True)
+    return JSONResponse(dict(sent))
 
 
 async def no_form(request: Request) -> Response:
@@ -37,6 +55,7 @@ def site(paycore_sandbox_server) -> str:
     app = Starlette(
         routes=[
             Route("/pay", checkout),
+            Route("/choose", selects),
             Route("/pay/submit", submitted, methods=["POST"]),
             Route("/done", no_form),
         ]
@@ -50,6 +69,17 @@ def test_the_form_is_posted_with_the_fields_filled_in_and_the_button_clicked(
     answer = submit_form(http, f"{site}/pay", "pay", {"card_number": "4242"})
 
     assert answer.json() == {"card_number": "4242", "action": "pay"}
+
+
+def test_a_select_sends_its_selected_option_or_else_its_first_like_a_browser(
+    site: str, http: httpx.Client
+) -> None:
+    answer = submit_form(http, f"{site}/choose", "pay")
+    chosen = submit_form(http, f"{site}/choose", "pay", {"service": "bank", "country": "UA"})
+
+    # The first option; the selected one (its text, no value given); an empty first one.
+    assert answer.json() == {"service": "card", "currency": "EUR", "country": "", "action": "pay"}
+    assert chosen.json() == {"service": "bank", "currency": "EUR", "country": "UA", "action": "pay"}
 
 
 @pytest.mark.parametrize(
