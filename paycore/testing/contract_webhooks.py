@@ -1,7 +1,8 @@
 """The gateway contract, part three: webhooks, as the sandbox delivers them.
 
 Deliveries verify on their raw bytes and apply once (the same event again is a
-duplicate); an event settles a payment the customer completed; a tampered body or a
+duplicate); an event settles a payment the customer completed, whatever order the
+events come in; a tampered body or a
 gateway holding the wrong secret is refused. See `paycore.testing.contract`.
 """
 
@@ -77,6 +78,32 @@ class Webhooks(ContractBase):
         assert "applied" in dispositions, f"no event settled the payment: {dispositions}"
         settled = services.get_transaction(started.id)
         assert settled.status is TransactionStatus.SUCCEEDED, describe(settled)
+        after, _ = self.matches_provider(services, sandbox, payment.id)
+        assert (after.status, after.authorized) == (PaymentStatus.AUTHORIZED, self.money())
+
+    @needs(Operation.AUTHORIZE, HANDLE_WEBHOOK, methods=("challenge",))
+    def test_webhooks_delivered_in_reverse_order_settle_the_payment_all_the_same(
+        self,
+        services: PaymentTransactionServices,
+        sandbox: Sandbox,
+        driver: GatewayDriver,
+        webhook_receiver: WebhookReceiver,
+        http: httpx.Client,
+    ) -> None:
+        payment = self.new_payment(services, self.challenge)
+        started = services.authorize(payment.id)
+        assert started.next_action is not None, describe(started)
+        self.complete_action(http, started.next_action, approve=True)
+        events = self._events(driver, self._deliveries(sandbox, webhook_receiver))
+
+        # The latest news first: an older event that arrives late must not undo it.
+        late = [services.apply_event(self.gateway_name, e) for e in reversed(events)]
+        again = [services.apply_event(self.gateway_name, e).disposition for e in events]
+
+        assert "applied" in [result.disposition for result in late]
+        settled = services.get_transaction(started.id)
+        assert settled.status is TransactionStatus.SUCCEEDED, describe(settled)
+        assert set(again) == {"duplicate"}, again
         after, _ = self.matches_provider(services, sandbox, payment.id)
         assert (after.status, after.authorized) == (PaymentStatus.AUTHORIZED, self.money())
 
