@@ -110,6 +110,8 @@ class Sandbox:
     name: ClassVar[str]
     # The answers that count as a delivered webhook: None for any 2xx.
     webhook_accepted_statuses: ClassVar[frozenset[int] | None] = None
+    # POST: the event is the body; GET: the event is the query string (see encode_webhook).
+    webhook_method: ClassVar[str] = "POST"
 
     def __init__(
         self,
@@ -271,6 +273,7 @@ class Sandbox:
             time_scale=self._webhook_time_scale,
             faults=self._plan,
             accepted=self.webhook_accepted_statuses,
+            method=self.webhook_method,
         )
         with self._webhooks_lock:
             replaced = self._senders.pop(name, None)
@@ -302,9 +305,15 @@ class Sandbox:
             self._events.append(event)
             senders = [self._senders[name] for name in names if name in self._senders]
         if senders:
-            body = encode_json(event)  # exact decimals, for providers writing major units
+            body = self.encode_webhook(event)
             for sender in senders:
                 sender.send(delivery_id, body)
+
+    def encode_webhook(self, event: Mapping[str, Any]) -> bytes:
+        """The bytes a delivery of ``event`` carries: by default compact JSON with exact
+        decimals (for providers writing major units); a provider calling back with GET
+        returns its query string."""
+        return encode_json(event)
 
     @property
     def events(self) -> tuple[Mapping[str, Any], ...]:

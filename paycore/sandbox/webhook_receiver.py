@@ -13,7 +13,7 @@ import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from attrs import frozen
+from attrs import Factory, frozen
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -28,18 +28,24 @@ PATH = "/webhooks"
 
 @frozen(kw_only=True)
 class ReceivedWebhook:
-    """One delivery: raw body bytes and lower-case headers, untouched."""
+    """One delivery: raw body bytes, lower-case headers and the query string's
+    parameters (for providers that call back with GET), untouched."""
 
     method: str
     headers: Mapping[str, str]
     body: bytes
     received_at: datetime
     answered: int  # the status code the receiver replied with
+    query: Mapping[str, str] = Factory(dict)
 
     def as_request(self) -> WebhookRequest:
         """The delivery as the core hands it to a plugin's ``handle_webhook``."""
         return WebhookRequest(
-            method=self.method, headers=self.headers, body=self.body, received_at=self.received_at
+            method=self.method,
+            headers=self.headers,
+            body=self.body,
+            query=self.query,
+            received_at=self.received_at,
         )
 
 
@@ -83,6 +89,7 @@ class WebhookReceiver:
                     method=request.method,
                     headers=dict(request.headers),
                     body=body,
+                    query=dict(request.query_params),
                     received_at=datetime.now(UTC),
                     answered=status,
                 )

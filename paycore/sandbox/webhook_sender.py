@@ -101,7 +101,10 @@ class _Delivery:
 
 
 class WebhookSender:
-    """Posts events to ``url`` from a background thread, started on the first `send`.
+    """Delivers events to ``url`` from a background thread, started on the first `send`.
+
+    Each event's bytes are POSTed as the body, or, with ``method="GET"`` (providers
+    that call back with a query string), sent as the query: ``GET url?<bytes>``.
 
     ``sign(body)`` returns the headers proving the body's origin (computed per attempt).
     A delivery counts as made when the answer's status is in ``accepted`` (by default
@@ -123,9 +126,12 @@ class WebhookSender:
         content_type: str = "application/json",
         reorder_hold: float = 1.0,
         accepted: frozenset[int] | None = None,
+        method: str = "POST",
     ) -> None:
         if not schedule:
             raise ValueError("the retry schedule needs at least one attempt")
+        if method not in ("POST", "GET"):
+            raise ValueError(f"webhooks are sent with POST or GET, not {method!r}")
         self.url = url
         self._sign = sign
         self._schedule = tuple(float(delay) * time_scale for delay in schedule)
@@ -133,6 +139,7 @@ class WebhookSender:
         self._content_type = content_type
         self._reorder_hold = reorder_hold
         self._accepted = accepted
+        self._method = method
         self._condition = threading.Condition()
         self._pending: list[_Delivery] = []
         self._attempts: list[DeliveryAttempt] = []
@@ -245,12 +252,18 @@ class WebhookSender:
             return None
 
     def _attempt(self, client: httpx.Client, delivery: _Delivery) -> DeliveryAttempt:
-        headers = {"content-type": self._content_type, **self._sign(delivery.body)}
+        signature = self._sign(delivery.body)
         status_code: int | None = None
         error: str | None = None
         sent_at = time.time()
         try:
-            response = client.post(self.url, content=delivery.body, headers=headers)
+            if self._method == "GET":
+                query = delivery.body.decode("ascii")
+                url = f"{self.url}{'&' if '?' in self.url else '?'}{query}"
+                response = client.get(url, headers=signature)
+            else:
+                headers = {"content-type": self._content_type, **signature}
+                response = client.post(self.url, content=delivery.body, headers=headers)
             status_code = response.status_code
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"

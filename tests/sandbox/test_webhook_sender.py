@@ -82,6 +82,23 @@ def test_a_failed_delivery_is_retried_on_the_schedule_and_signed_afresh(make_sen
     assert third - first >= 0.095
 
 
+def test_a_get_callback_carries_the_event_in_its_query_string(make_sender, receiver):
+    sender = make_sender(method="GET", sign=lambda raw: {})
+
+    sender.send("pay:1", b"command=pay&txn_id=1&purpose=a%20b")
+
+    (delivery,) = receiver.wait_for(1)
+    assert (delivery.method, delivery.body) == ("GET", b"")
+    assert delivery.query == {"command": "pay", "txn_id": "1", "purpose": "a b"}
+    assert delivery.as_request().query == delivery.query
+    assert sender.wait_idle(5) and sender.attempts[0].delivered
+
+
+def test_only_post_and_get_send_webhooks(receiver):
+    with pytest.raises(ValueError, match="POST or GET"):
+        WebhookSender(receiver.url, sign=lambda raw: {}, method="PUT")
+
+
 def test_any_2xx_delivers_unless_the_provider_wants_exactly_200(make_sender, receiver):
     receiver.fail_first, receiver.failure_status = 2, 202
     any_2xx = make_sender(schedule=(0, 1), time_scale=0.01)
