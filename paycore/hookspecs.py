@@ -52,8 +52,9 @@ How paycore calls hooks
 - `paycore_gateway_exchange` is called by the gateway driver, which knows nothing of
   the database: it runs when the exchange with the provider ends, *before* the outcome
   is recorded.
-- `paycore_select_gateway` is called before anything is recorded; it is the only hook
-  whose answer changes what paycore does.
+- `paycore_select_gateway` is called before anything is recorded, and
+  `paycore_answer_payment_check` records nothing at all; they are the only hooks whose
+  answer changes what paycore does.
 - **Synchronously, on the caller's thread or event loop.** Hooks run inside the
   request, job or webhook that triggered them, including from the asynchronous driver.
   Keep implementations quick and non-blocking; hand slow work to a queue.
@@ -71,8 +72,8 @@ Implementations should not raise: catch and log your own failures. pluggy stops 
 call at the first exception. For the notification hooks and the exchange hook, paycore
 catches that exception and logs it (logger ``paycore.hooks``), and the operation goes
 on with its result unchanged; implementations that had not yet run do not run for that
-event. An exception from `paycore_select_gateway` propagates to the caller; nothing has
-been recorded at that point.
+event. An exception from `paycore_select_gateway` or `paycore_answer_payment_check`
+propagates to the caller; nothing has been recorded at that point.
 """
 
 from __future__ import annotations
@@ -84,13 +85,14 @@ import pluggy
 
 if TYPE_CHECKING:
     from paycore.gateways.scrub import Transcript
-    from paycore.transactions.model import GatewayEvent, PaymentStatus
+    from paycore.transactions.model import GatewayEvent, PaymentCheck, PaymentStatus
     from paycore.transactions.records import Payment, PaymentTransaction
 
 __all__ = [
     "PROJECT_NAME",
     "hookimpl",
     "hookspec",
+    "paycore_answer_payment_check",
     "paycore_gateway_exchange",
     "paycore_payment_status_changed",
     "paycore_select_gateway",
@@ -239,4 +241,39 @@ def paycore_select_gateway(request: Any, candidates: Sequence[str]) -> str | Non
     :return: one of ``candidates`` to choose that gateway, or ``None`` to leave the
         choice to the next implementation. A name that is not among ``candidates`` is
         refused with `paycore.errors.PluginError`.
+    """
+
+
+@hookspec(firstresult=True)
+def paycore_answer_payment_check(
+    gateway: str,
+    check: PaymentCheck,
+    payment: Payment | None,
+    transaction: PaymentTransaction | None,
+    expected: bool,
+) -> bool | None:
+    """Decide whether to accept a payment a provider asks about before taking it.
+
+    Called when a provider's two-step protocol (XPAY's ``check``) asks the merchant,
+    before the customer's money is taken, whether the payment may go ahead, through
+    `PaymentTransactionServices.answer_check`. Implementations are asked in turn (the
+    most recently registered first) until one returns ``True`` (accept) or ``False``
+    (reject); if all return ``None``, paycore answers ``expected``. Use it to refuse
+    a payment whose order was cancelled meanwhile, or whose stock ran out.
+
+    Nothing is written, before or after: an exception raised here propagates to the
+    webhook endpoint, which answers with a server error (the provider then treats the
+    check as unanswered and fails the payment).
+
+    :param gateway: the configured gateway name the check came through.
+    :param check: the question, a `paycore.transactions.model.PaymentCheck`: the
+        ``transaction_id`` and ``payment_id`` the provider names and the ``amount`` it is
+        about to take. Untrusted input: the provider's claim, not the ledger's.
+    :param payment: the payment of that transaction as recorded, or ``None`` when the
+        ledger has no such transaction for this gateway.
+    :param transaction: the transaction as recorded, or ``None`` (as for ``payment``).
+    :param expected: paycore's own answer: ``True`` when the transaction exists, still
+        waits for the customer, is for that amount and belongs to that payment.
+    :return: ``True`` to accept, ``False`` to reject, ``None`` to leave it to the next
+        implementation (and finally to ``expected``).
     """

@@ -25,13 +25,14 @@ def specifications() -> dict[str, Callable[..., Any]]:
 SPECS = specifications()
 
 
-def test_the_hooks_are_the_five_the_design_names() -> None:
+def test_the_hooks_are_the_five_the_design_names_and_the_answer_to_a_payment_check() -> None:
     assert set(SPECS) == {
         "paycore_gateway_exchange",
         "paycore_transaction_recorded",
         "paycore_payment_status_changed",
         "paycore_webhook_received",
         "paycore_select_gateway",
+        "paycore_answer_payment_check",
     }
 
 

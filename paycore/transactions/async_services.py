@@ -32,8 +32,10 @@ from paycore.transactions.model import (
     CheckoutKind,
     Customer,
     GatewayEvent,
+    PaymentCheck,
     PaymentMethod,
     TransactionType,
+    WebhookReply,
 )
 from paycore.transactions.orchestration import (
     Check,
@@ -193,6 +195,11 @@ class AsyncPaymentTransactionServices(Orchestration):
     async def apply_event(self, gateway: str, event: GatewayEvent) -> EventResult:
         """Record a verified webhook event once; see `PaymentTransactionServices.apply_event`."""
         return await self._carry_out(self._apply_event(gateway, event))
+
+    async def answer_check(self, gateway: str, check: PaymentCheck) -> WebhookReply:
+        """The reply to a provider's `PaymentCheck`; see
+        `PaymentTransactionServices.answer_check`."""
+        return await self._carry_out(self._answer_check(gateway, check))
 
     async def get_payment(self, payment_id: str) -> Payment:
         """The payment as recorded; see `PaymentTransactionServices.get_payment`."""

@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from attrs import Factory, field, frozen
+from attrs.validators import instance_of
 
 from paycore.errors import InvalidAmount, InvalidRequest
 from paycore.money import Money
@@ -35,6 +36,7 @@ __all__ = [
     "NextAction",
     "NextActionKind",
     "Outcome",
+    "PaymentCheck",
     "PaymentMethod",
     "PaymentMethodOption",
     "PaymentRequest",
@@ -488,8 +490,32 @@ class WebhookReply:
 
 
 @frozen(kw_only=True)
+class PaymentCheck:
+    """A provider asking, before it takes a payment, whether the merchant accepts it.
+
+    Some providers (XPAY's two-step protocol) call the merchant with the payment they
+    are about to take and go on only when it says yes. ``transaction_id`` is the
+    paycore transaction the provider names, ``amount`` what it is about to take and
+    ``payment_id`` the payment (order) it names, when it names one. The merchant
+    answers ``accept`` or ``reject``, as `PaymentTransactionServices.answer_check`
+    decides.
+    """
+
+    transaction_id: str
+    amount: Money = field(validator=instance_of(Money))
+    payment_id: str | None = None
+    accept: WebhookReply
+    reject: WebhookReply
+
+
+@frozen(kw_only=True)
 class WebhookHandling:
-    """The events of one verified delivery and the reply to send once they are stored."""
+    """The events of one verified delivery and the reply to send once they are stored.
+
+    A delivery that asks a question (``check``) is answered with the check's
+    ``accept`` or ``reject`` instead of ``reply``.
+    """
 
     events: tuple[GatewayEvent, ...] = ()
     reply: WebhookReply = Factory(WebhookReply)
+    check: PaymentCheck | None = None

@@ -28,6 +28,7 @@ from paycore.errors import (
     GatewayUnavailable,
     InvalidAmount,
     InvalidRequest,
+    NotFound,
     PaycoreError,
     PluginError,
 )
@@ -50,10 +51,12 @@ from paycore.transactions.model import (
     GatewayEvent,
     GatewayResult,
     Outcome,
+    PaymentCheck,
     PaymentMethod,
     PaymentRequest,
     TransactionStatus,
     TransactionType,
+    WebhookReply,
     _member,
 )
 from paycore.transactions.records import UNRESOLVED, Payment, PaymentTransaction
@@ -119,6 +122,11 @@ class PauseStep:
 
 
 Steps: TypeAlias = Generator["DbStep | RunStep | PauseStep", Any, T]
+
+# A transaction a provider may still ask the merchant about before taking the money.
+WAITING_FOR_THE_CUSTOMER = frozenset(
+    {TransactionStatus.REQUIRES_ACTION, TransactionStatus.PROCESSING}
+)
 
 
 class Orchestration:
@@ -426,6 +434,43 @@ class Orchestration:
             return EventResult(disposition)
         yield DbStep(lambda: self.ledger.outbox.deliver(committed))
         return EventResult(disposition, committed.payment, committed.transaction)
+
+    def _answer_check(self, gateway: str, check: PaymentCheck) -> Steps[WebhookReply]:
+        if gateway not in self.gateways:
+            raise InvalidRequest(f"no gateway {str(gateway)[:64]!r} is configured")
+        if not isinstance(check, PaymentCheck):
+            raise InvalidRequest("answer_check takes a PaymentCheck from the gateway's webhook")
+        found: tuple[Payment, PaymentTransaction] | None = yield DbStep(
+            lambda: self._checked(gateway, check.transaction_id)
+        )
+        payment, transaction = found if found is not None else (None, None)
+        accepted = transaction is not None and (
+            transaction.status in WAITING_FOR_THE_CUSTOMER
+            and transaction.amount == check.amount
+            and check.payment_id in (None, transaction.payment_id)
+        )
+        if self.hooks is not None:
+            verdict = self.hooks.paycore_answer_payment_check(
+                gateway=gateway,
+                check=check,
+                payment=payment,
+                transaction=transaction,
+                expected=accepted,
+            )
+            if verdict is not None:
+                accepted = bool(verdict)
+        return check.accept if accepted else check.reject
+
+    def _checked(
+        self, gateway: str, transaction_id: str
+    ) -> tuple[Payment, PaymentTransaction] | None:
+        """The payment and transaction a check names, if this gateway's ledger has them."""
+        try:
+            transaction = self.ledger.transaction(transaction_id)
+        except (NotFound, InvalidRequest):
+            return None
+        payment = self.ledger.payment(transaction.payment_id)
+        return (payment, transaction) if payment.gateway == gateway else None
 
     def _budget(self, gateway: str) -> timedelta:
         configured = self.gateways.get(gateway)

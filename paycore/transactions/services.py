@@ -50,8 +50,10 @@ from paycore.transactions.model import (
     CheckoutKind,
     Customer,
     GatewayEvent,
+    PaymentCheck,
     PaymentMethod,
     TransactionType,
+    WebhookReply,
 )
 from paycore.transactions.orchestration import (
     Check,
@@ -229,6 +231,15 @@ class PaymentTransactionServices(Orchestration):
     def apply_event(self, gateway: str, event: GatewayEvent) -> EventResult:
         """Record a verified webhook event (from the gateway's ``handle_webhook``) once."""
         return self._carry_out(self._apply_event(gateway, event))
+
+    def answer_check(self, gateway: str, check: PaymentCheck) -> WebhookReply:
+        """The reply to a provider asking whether to take a payment (`PaymentCheck`).
+
+        Accepted when the transaction it names is this gateway's, still waits for the
+        customer, is for the amount asked and belongs to the payment named; the
+        ``paycore_answer_payment_check`` hook may decide otherwise. Nothing is written.
+        """
+        return self._carry_out(self._answer_check(gateway, check))
 
     def get_payment(self, payment_id: str) -> Payment:
         check_id(payment_id, "payment_id")
