@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -70,12 +70,17 @@ def cassette_recorder(
     server_url: str | None = None,
     secrets: Iterable[str] = (),
     record: bool | None = None,
+    same_body: Callable[[bytes, bytes], bool] | None = None,
 ) -> vcr.VCR:
     """A ``vcr.VCR`` keeping cassettes in ``directory``.
 
     ``record`` defaults to `recording()`. When recording, ``server_url`` is the live
     server the gateway talks to; its address becomes `REPLAY_URL` in what is written.
     When replaying, point the gateway at `REPLAY_URL`.
+
+    ``same_body(recorded, sent)`` compares request bodies where their bytes cannot
+    repeat (a provider whose bodies are encrypted with fresh keys): it says whether the
+    two bodies mean the same request. By default the bytes must be equal.
     """
     import vcr
 
@@ -83,16 +88,26 @@ def cassette_recorder(
     if record and not server_url:
         raise ValueError("recording needs the live server_url to rewrite")
     rewrite = _Rewrite(server_url, tuple(secret for secret in secrets if secret))
-    return vcr.VCR(
+    recorder = vcr.VCR(
         cassette_library_dir=str(directory),
         record_mode="all" if record else "none",
-        match_on=("method", "uri", "body"),
+        match_on=("method", "uri", "body" if same_body is None else "same_body"),
         # Host names the live server's port: noise in every re-recording.
         filter_headers=[*CREDENTIAL_HEADERS, "host"],
         before_record_request=rewrite.request,
         before_record_response=rewrite.response,
         decode_compressed_response=True,
     )
+    if same_body is not None:
+        recorder.register_matcher("same_body", lambda r1, r2: same_body(_raw(r1), _raw(r2)))
+    return recorder
+
+
+def _raw(request: Any) -> bytes:
+    body = request.body
+    if body is None:
+        return b""
+    return body if isinstance(body, bytes) else str(body).encode("utf-8")
 
 
 class _Rewrite:

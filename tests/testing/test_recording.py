@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import secrets
 from pathlib import Path
 
 import httpx
@@ -86,6 +88,39 @@ def test_a_request_missing_from_the_cassette_fails_instead_of_reaching_a_server(
         pytest.raises(CannotOverwriteExistingCassetteException),
     ):
         client.post(f"{REPLAY_URL}/v1/things", json={"another": "body"})
+
+
+def test_bodies_whose_bytes_cannot_repeat_match_by_what_they_mean(
+    tmp_path: Path, live_url: str
+) -> None:
+    # A body with a fresh nonce each time, as an encrypted body has: equal in meaning
+    # when all but the nonce is equal.
+    def same_body(recorded: bytes, sent: bytes) -> bool:
+        return json.loads(recorded)["note"] == json.loads(sent)["note"]
+
+    def send(base_url: str, note: str) -> httpx.Response:
+        with httpx.Client(trust_env=False) as client:
+            body = {"nonce": secrets.token_hex(8), "note": note}
+            return client.post(f"{base_url}/v1/things", json=body)
+
+    recorder = cassette_recorder(tmp_path, server_url=live_url, record=True, same_body=same_body)
+    with recorder.use_cassette("nonces.yaml"):
+        send(live_url, "hello")
+
+    replayer = cassette_recorder(tmp_path, record=False, same_body=same_body)
+    with replayer.use_cassette("nonces.yaml"):
+        assert '"note":"hello"' in send(REPLAY_URL, "hello").json()["echo"].replace(" ", "")
+    with (
+        replayer.use_cassette("nonces.yaml"),
+        pytest.raises(CannotOverwriteExistingCassetteException),
+    ):
+        send(REPLAY_URL, "goodbye")
+    strict = cassette_recorder(tmp_path, record=False)
+    with (
+        strict.use_cassette("nonces.yaml"),
+        pytest.raises(CannotOverwriteExistingCassetteException),
+    ):
+        send(REPLAY_URL, "hello")  # another nonce: other bytes
 
 
 def test_recording_needs_the_live_address_to_rewrite(tmp_path: Path) -> None:
