@@ -281,14 +281,15 @@ class LedgerAgainstProvider(RuleBasedStateMachine):
         assert answer.id == transaction_id
         operation = self.provider_operations().get(transaction_id)
         if answer.status is S.FAILED:
-            # "Not found" is believed only once no attempt can still be on its way.
+            # "Not found" is believed only once no attempt can still be on its way,
+            # counted from when the transaction was last sent.
             assert operation is None
-            assert self.clock() >= before.created_at + BUDGET + NOT_FOUND_MARGIN
+            assert self.clock() >= before.updated_at + BUDGET + NOT_FOUND_MARGIN
         elif answer.status in UNRESOLVED:
             found_for_sure = operation is not None and faults == ()
             assert not found_for_sure, f"the provider has {operation}, the ledger {answer}"
             if operation is None:
-                assert faults != () or asked_at < before.created_at + BUDGET + NOT_FOUND_MARGIN
+                assert faults != () or asked_at < before.updated_at + BUDGET + NOT_FOUND_MARGIN
         else:
             assert operation is not None
             assert answer.status is _STATUS_OF_OPERATION[operation["status"]]
