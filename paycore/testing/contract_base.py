@@ -67,6 +67,9 @@ class ContractBase:
     sandbox_options: ClassVar[Mapping[str, Any]] = {}
     return_url: ClassVar[str] = "https://shop.example/paycore/return"
     sentinel_card_number: ClassVar[str] = "4111111111111111"
+    # A provider that takes every payment on its own page (XPAY): an opening waits for
+    # the customer, the contract pays as one (`pay_on_page`), then asks the provider.
+    pays_on_page: ClassVar[bool] = False
 
     # -- what a plugin provides ----------------------------------------------------------
 
@@ -101,6 +104,17 @@ class ContractBase:
         """
         assert next_action.method == "GET", "override complete_action for a POST redirect"
         submit_form(http, next_action.url, "approve" if approve else "decline")
+
+    def pay_on_page(
+        self, http: httpx.Client, next_action: NextAction, method: PaymentMethod
+    ) -> None:
+        """Act as the customer paying with ``method`` (`approved`, `declined` …) on the
+        provider's page, for a gateway whose payments are all made there (`pays_on_page`)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} sets pays_on_page, so it must implement "
+            "pay_on_page(http, next_action, method): pay or fail on the sandbox's page as "
+            "the method says"
+        )
 
     def pay_checkout(self, http: httpx.Client, session: CheckoutSession) -> None:
         """Act as the customer on a hosted checkout: pay successfully."""
@@ -176,6 +190,11 @@ class ContractBase:
         with httpx.Client(timeout=10, trust_env=False, follow_redirects=False) as client:
             yield client
 
+    @pytest.fixture(autouse=True)
+    def _customer_browser(self, http: httpx.Client) -> None:
+        """The browser the contract pays on a provider's page with (`pays_on_page`)."""
+        self.browser = http
+
     @pytest.fixture
     def webhook_receiver(self, paycore_webhook_receiver: WebhookReceiver) -> WebhookReceiver:
         """The merchant's webhook endpoint the sandbox delivers to."""
@@ -239,15 +258,33 @@ class ContractBase:
     def open_payment(
         self, services: PaymentTransactionServices, payment: Payment, **options: Any
     ) -> PaymentTransaction:
-        """Authorize ``payment`` (or pay it by sale when the gateway cannot authorize)."""
+        """Authorize ``payment`` (or pay it by sale when the gateway cannot authorize);
+        on the provider's page, as the customer, when it `pays_on_page`."""
+        return self.as_customer(services, payment, self.start_payment(services, payment, **options))
+
+    def start_payment(
+        self, services: PaymentTransactionServices, payment: Payment, **options: Any
+    ) -> PaymentTransaction:
+        """`open_payment` up to the customer: what the authorize or sale call answers."""
         if self.opening_type() is TransactionType.AUTHORIZE:
             return services.authorize(payment.id, **options)
         return services.sale(payment.id, **options)
 
+    def as_customer(
+        self, services: PaymentTransactionServices, payment: Payment, opened: PaymentTransaction
+    ) -> PaymentTransaction:
+        """``opened`` once the customer paid on the provider's page and the provider was
+        asked (`pays_on_page`); as it is otherwise."""
+        if not self.pays_on_page or opened.status is not TransactionStatus.REQUIRES_ACTION:
+            return opened
+        assert opened.next_action is not None, describe(opened)
+        self.pay_on_page(self.browser, opened.next_action, payment.payment_method or self.approved)
+        return services.fetch_status(opened.id)
+
     def authorized(self, services: PaymentTransactionServices) -> Payment:
         """A payment of `amount`, authorized."""
         payment = self.new_payment(services)
-        authorization = services.authorize(payment.id)
+        authorization = self.as_customer(services, payment, services.authorize(payment.id))
         assert authorization.status is TransactionStatus.SUCCEEDED, describe(authorization)
         return services.get_payment(payment.id)
 
@@ -255,7 +292,7 @@ class ContractBase:
         """A payment of `amount`, captured in full (by sale, or authorize and capture)."""
         payment = self.new_payment(services)
         if self.capabilities().supports(Operation.SALE):
-            done = services.sale(payment.id)
+            done = self.as_customer(services, payment, services.sale(payment.id))
         else:
             assert services.authorize(payment.id).succeeded
             done = services.capture(payment.id)

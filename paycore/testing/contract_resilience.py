@@ -44,8 +44,10 @@ class Resilience(ContractBase):
         assert again.id == payment.id
 
         before = len(sandbox.requests_received)
-        first = self.open_payment(services, payment, idempotency_key="contract-open-1")
+        opened = self.start_payment(services, payment, idempotency_key="contract-open-1")
         sent = sandbox.requests_received[before:]
+        first = self.as_customer(services, payment, opened)
+        before_replay = len(sandbox.requests_received)
         replayed = self.open_payment(services, payment, idempotency_key="contract-open-1")
 
         assert first.status is TransactionStatus.SUCCEEDED, describe(first)
@@ -54,7 +56,7 @@ class Resilience(ContractBase):
         assert [method for method, _ in sent].count("POST") == 1, (
             f"opening a payment should be one POST to the provider; it sent {sent}"
         )
-        assert len(sandbox.requests_received) == before + len(sent), "the replay was sent"
+        assert len(sandbox.requests_received) == before_replay, "the replay was sent"
 
     @needs(any_of=OPENING, idempotency_keys=True)
     def test_the_provider_deduplicates_a_mutation_sent_twice(self, driver: GatewayDriver) -> None:
@@ -65,7 +67,9 @@ class Resilience(ContractBase):
         first = driver.run(operation(request), operation=kind)
         second = driver.run(operation(request), operation=kind)
 
-        assert first.outcome is second.outcome is Outcome.APPROVED
+        # Approved, or (a provider that takes payments on its page) waiting for the customer.
+        expected = Outcome.ACTION_REQUIRED if self.pays_on_page else Outcome.APPROVED
+        assert first.outcome is second.outcome is expected
         assert second.gateway_reference == first.gateway_reference, (
             "the same request under the same idempotency key made a second payment"
         )
