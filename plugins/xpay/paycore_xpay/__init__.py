@@ -1,0 +1,1 @@
+"""XPAY (xpay.com.ua) for paycore: the gateway plugin and its local sandbox."""
