@@ -97,7 +97,7 @@ def test_an_envelope_for_or_from_other_keys_is_refused(partner, xpay) -> None:
         unseal(fields, recipient=xpay, sender=stranger.public_key())
     # RSA PKCS#1 v1.5 with implicit rejection: a wrong key may "decrypt" to noise,
     # which then fails as a key or as Data; either way, refused.
-    with pytest.raises(EnvelopeError, match="KeyAES|Data"):
+    with pytest.raises(EnvelopeError, match=r"KeyAES|Data"):
         unseal(fields, recipient=stranger, sender=partner.public_key())
 
 
