@@ -4,7 +4,7 @@
 wrong), `WebhookSender` (signed deliveries with retries), `SandboxServer` (uvicorn on
 loopback, for tests and the demo), `WebhookReceiver` (a merchant endpoint that
 records deliveries), `ExactJSONResponse` (answers with exact decimal amounts), and
-the helpers in `state`, `idempotency` and `pages`.
+the helpers in `state`, `idempotency`, `pages` and `cards`.
 """
 
 from paycore.sandbox.base import Sandbox, SandboxError

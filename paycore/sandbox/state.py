@@ -2,17 +2,25 @@
 
 Routes run on the server's event loop while tests read the state from their own
 thread (``GET /_sandbox/state``, or the sandbox object directly), so every read and
-every change happens under `SandboxState.lock`.
+every change happens under `SandboxState.lock`: a state's methods are decorated with
+`locked`, which also lets what fell due meanwhile lapse first (`SandboxState._sweep`:
+a page or an invoice expires when its time has come, noticed by the next call).
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
 from collections.abc import Callable
+from typing import Concatenate, ParamSpec, TypeVar
 
-__all__ = ["IdGenerator", "SandboxState"]
+__all__ = ["IdGenerator", "SandboxState", "locked"]
+
+S = TypeVar("S", bound="SandboxState")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class IdGenerator:
@@ -47,3 +55,21 @@ class SandboxState:
     def now(self) -> int:
         """The current time in whole seconds since the epoch, as providers write it."""
         return int(self.clock())
+
+    def _sweep(self) -> None:
+        """Let what is due by now lapse (expiries, deadlines); called under the lock.
+
+        Nothing lapses by default; a provider with deadlines overrides it.
+        """
+
+
+def locked(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
+    """Run a state method under the state's lock, after letting what is due lapse."""
+
+    @functools.wraps(method)
+    def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self.lock:
+            self._sweep()
+            return method(self, *args, **kwargs)
+
+    return run

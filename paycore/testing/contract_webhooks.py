@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from paycore.sandbox.base import Sandbox
     from paycore.sandbox.server import SandboxServer
     from paycore.sandbox.webhook_receiver import ReceivedWebhook, WebhookReceiver
-    from paycore.transactions.records import Payment
+    from paycore.transactions.records import Payment, PaymentTransaction
     from paycore.transactions.services import PaymentTransactionServices
 
 __all__ = ["Webhooks"]
@@ -71,11 +71,7 @@ class Webhooks(ContractBase):
         webhook_receiver: WebhookReceiver,
         http: httpx.Client,
     ) -> None:
-        payment = self.new_payment(services, self.challenge)
-        started = services.authorize(payment.id)
-        assert started.status is TransactionStatus.REQUIRES_ACTION, describe(started)
-        assert started.next_action is not None
-        self.complete_action(http, started.next_action, approve=True)
+        payment, started = self._challenge_passed(services, http)
 
         events = self._events(driver, self._deliveries(sandbox, webhook_receiver))
         dispositions = [services.apply_event(self.gateway_name, e).disposition for e in events]
@@ -95,10 +91,7 @@ class Webhooks(ContractBase):
         webhook_receiver: WebhookReceiver,
         http: httpx.Client,
     ) -> None:
-        payment = self.new_payment(services, self.challenge)
-        started = services.authorize(payment.id)
-        assert started.next_action is not None, describe(started)
-        self.complete_action(http, started.next_action, approve=True)
+        payment, started = self._challenge_passed(services, http)
         events = self._events(driver, self._deliveries(sandbox, webhook_receiver))
 
         # The latest news first: an older event that arrives late must not undo it.
@@ -165,6 +158,17 @@ class Webhooks(ContractBase):
         if capabilities.supports(Operation.SALE) or capabilities.supports(Operation.CAPTURE):
             return self.captured(services)
         return self.authorized(services)
+
+    def _challenge_passed(
+        self, services: PaymentTransactionServices, http: httpx.Client
+    ) -> tuple[Payment, PaymentTransaction]:
+        """An authorization that asked for a challenge, which the customer passed."""
+        payment = self.new_payment(services, self.challenge)
+        started = services.authorize(payment.id)
+        assert started.status is TransactionStatus.REQUIRES_ACTION, describe(started)
+        assert started.next_action is not None
+        self.complete_action(http, started.next_action, approve=True)
+        return payment, started
 
     def _deliveries(
         self, sandbox: Sandbox, receiver: WebhookReceiver

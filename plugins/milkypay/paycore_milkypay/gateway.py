@@ -22,7 +22,7 @@ from urllib.parse import quote
 import httpx
 from attrs import evolve
 
-from paycore.errors import ConfigurationError, InvalidRequest, OutcomeUnknown, WebhookSignatureError
+from paycore.errors import InvalidRequest, OutcomeUnknown, WebhookSignatureError
 from paycore.gateways.base import (
     Capabilities,
     Exchange,
@@ -98,13 +98,9 @@ class MilkyPayGateway(Gateway):
         self.read = DocumentReader(self.name)
 
     @classmethod
-    def validate_config(cls, mapping: Mapping[str, Any], *, where: str | None = None) -> None:
-        """The schema's checks and the rules across keys (mode and key prefix), at once."""
-        if isinstance(mapping, Mapping) and (
-            problems := config_problems(cls.config_schema, mapping)
-        ):
-            raise ConfigurationError(where or f"gateway {cls.name!r} config", problems)
-        super().validate_config(mapping, where=where)  # what is not a mapping at all
+    def config_problems_in(cls, mapping: Mapping[str, Any]) -> list[str]:
+        """The schema's problems and the rules across keys (mode and key prefix)."""
+        return config_problems(cls.config_schema, mapping)
 
     def payment_methods(
         self, amount: Money, *, country: str | None = None

@@ -26,6 +26,7 @@ from attrs import frozen
 
 from paycore.errors import InvalidAmount
 from paycore.money import Currency, Money
+from paycore.sandbox.cards import card_digits
 
 __all__ = [
     "CHALLENGE",
@@ -227,15 +228,7 @@ def card_outcome(number: str) -> str:
 
     A number that is not one (digits, length, Luhn check) is a `Refusal`.
     """
-    digits = number.replace(" ", "")
-    if not (digits.isascii() and digits.isdigit() and 12 <= len(digits) <= 19 and _luhn(digits)):
+    digits = card_digits(number)
+    if digits is None:
         raise Refusal("invalid_card_number", "The card number is incorrect.")
     return _TEST_CARDS.get(digits, PAID)
-
-
-def _luhn(digits: str) -> bool:
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = int(char) * (2 if position % 2 else 1)
-        total += value - 9 if value > 9 else value
-    return total % 10 == 0

@@ -14,19 +14,18 @@ invoice, capture, void or refund) is used once per account: a resend is told
 
 from __future__ import annotations
 
-import functools
 import heapq
 import itertools
 import random
 import time
 from collections.abc import Callable
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any
 
 from attrs import evolve
 
 from paycore.money import Money
 from paycore.sandbox.base import SandboxError
-from paycore.sandbox.state import SandboxState
+from paycore.sandbox.state import SandboxState, locked
 from paycore_milkypay.sandbox_documents import HELD, Invoice, Refund, invoice_answer, refund_answer
 from paycore_milkypay.sandbox_requests import InvoiceSpec, refused
 from paycore_milkypay.sandbox_services import CHALLENGE, PAID, SUCCESS_RATE_FIELD
@@ -41,22 +40,6 @@ _CHARGEABLE = ("processed", "partially_processed", "partially_refunded", "partia
 
 Emit = Callable[[dict[str, Any], str], None]  # (callback body, event id)
 Connect = Callable[[str], None]  # a callback_url to deliver to
-
-S = TypeVar("S", bound="MilkyPayState")
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def locked(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
-    """Run a state method under the lock, after letting expired invoices expire."""
-
-    @functools.wraps(method)
-    def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        with self.lock:
-            self._sweep()
-            return method(self, *args, **kwargs)
-
-    return run
 
 
 def not_found(kind: str, object_id: str) -> SandboxError:

@@ -20,7 +20,7 @@ from urllib.parse import quote
 import httpx
 from attrs import evolve
 
-from paycore.errors import ConfigurationError, InvalidRequest
+from paycore.errors import InvalidRequest
 from paycore.gateways.base import (
     Capabilities,
     Exchange,
@@ -60,7 +60,7 @@ from paycore_wooshpay.answers import (
     saved_method_from,
     success_body,
 )
-from paycore_wooshpay.config import WHERE, WooshPayConfig, config_problems
+from paycore_wooshpay.config import WooshPayConfig, config_problems
 from paycore_wooshpay.events import event_from
 from paycore_wooshpay.methods import options_for
 
@@ -92,13 +92,9 @@ class WooshPayGateway(Gateway):
     config: WooshPayConfig
 
     @classmethod
-    def validate_config(cls, mapping: Mapping[str, Any], *, where: str | None = None) -> None:
-        """The schema's checks and the rules across keys (mode and key prefixes), at once."""
-        if isinstance(mapping, Mapping) and (
-            problems := config_problems(cls.config_schema, mapping)
-        ):
-            raise ConfigurationError(where or WHERE, problems)
-        super().validate_config(mapping, where=where)  # what is not a mapping at all
+    def config_problems_in(cls, mapping: Mapping[str, Any]) -> list[str]:
+        """The schema's problems and the rules across keys (mode and key prefixes)."""
+        return config_problems(cls.config_schema, mapping)
 
     def payment_methods(
         self, amount: Money, *, country: str | None = None

@@ -10,6 +10,7 @@ from typing import Any
 from attrs import define, frozen
 
 from paycore.sandbox.base import SandboxError
+from paycore.sandbox.cards import card_digits
 
 __all__ = [
     "CHALLENGE",
@@ -112,8 +113,8 @@ class Card:
 
 def card_from_number(number: str, exp_month: int, exp_year: int) -> Card:
     """Classify a card number (spaces allowed); 402 ``incorrect_number`` when it is not one."""
-    digits = number.replace(" ", "")
-    if not (digits.isascii() and digits.isdigit() and 12 <= len(digits) <= 19) or not _luhn(digits):
+    digits = card_digits(number)
+    if digits is None:
         raise SandboxError(
             402,
             "incorrect_number",
@@ -129,11 +130,3 @@ def card_from_number(number: str, exp_month: int, exp_year: int) -> Card:
         exp_year=exp_year,
         outcome=TEST_CARDS.get(digits, SUCCEEDS),
     )
-
-
-def _luhn(digits: str) -> bool:
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = int(char) * (2 if position % 2 else 1)
-        total += value - 9 if value > 9 else value
-    return total % 10 == 0

@@ -15,7 +15,8 @@ from typing import Any
 from attrs import Factory, asdict, evolve, frozen
 
 from paycore.sandbox.base import SandboxError
-from paycore_wooshpay.sandbox_events import found, locked, missing
+from paycore.sandbox.state import locked
+from paycore_wooshpay.sandbox_events import found, missing
 from paycore_wooshpay.sandbox_objects import (
     CheckoutSession,
     LineItem,

@@ -10,18 +10,17 @@ delivers a signed copy to every enabled endpoint subscribed to its type.
 
 from __future__ import annotations
 
-import functools
 import heapq
 import itertools
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 from paycore.sandbox.base import DEFAULT_WEBHOOK_TARGET, SandboxError
-from paycore.sandbox.state import SandboxState
+from paycore.sandbox.state import SandboxState, locked
 from paycore_wooshpay.sandbox_objects import WebhookEndpoint
 
-__all__ = ["API_VERSION", "EVENT_TYPES", "StateBase", "found", "locked", "missing"]
+__all__ = ["API_VERSION", "EVENT_TYPES", "StateBase", "found", "missing"]
 
 API_VERSION = "2023-10-16"
 
@@ -45,22 +44,7 @@ Emit = Callable[[Mapping[str, Any]], None]
 Connect = Callable[[str, str, tuple[str, ...]], None]  # (target, url, secrets)
 Disconnect = Callable[[str], None]
 
-S = TypeVar("S", bound="StateBase")
-P = ParamSpec("P")
-R = TypeVar("R")
 T = TypeVar("T")
-
-
-def locked(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
-    """Run a state method under the lock, after letting what is due lapse."""
-
-    @functools.wraps(method)
-    def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        with self.lock:
-            self._sweep()
-            return method(self, *args, **kwargs)
-
-    return run
 
 
 def missing(kind: str, object_id: str, param: str | None = None) -> SandboxError:

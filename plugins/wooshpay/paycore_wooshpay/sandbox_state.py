@@ -17,8 +17,9 @@ from typing import Any
 from attrs import Factory, evolve, frozen
 
 from paycore.sandbox.base import SandboxError
+from paycore.sandbox.state import locked
 from paycore_wooshpay.sandbox_cards import CHALLENGE, DECLINES, Decline
-from paycore_wooshpay.sandbox_events import found, locked
+from paycore_wooshpay.sandbox_events import found
 from paycore_wooshpay.sandbox_objects import PaymentIntent, PaymentMethod, Refund
 from paycore_wooshpay.sandbox_params import invalid
 from paycore_wooshpay.sandbox_vault import Answer, NewMethod, VaultState

@@ -14,8 +14,9 @@ from typing import Any
 from attrs import Factory, evolve, frozen
 
 from paycore.sandbox.base import SandboxError
+from paycore.sandbox.state import locked
 from paycore_wooshpay.sandbox_cards import READY_MADE, Card, card_from_number
-from paycore_wooshpay.sandbox_events import StateBase, found, locked
+from paycore_wooshpay.sandbox_events import StateBase, found
 from paycore_wooshpay.sandbox_objects import Customer, PaymentMethod
 
 __all__ = ["NewMethod", "VaultState"]

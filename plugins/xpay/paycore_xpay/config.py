@@ -15,7 +15,7 @@ the keys and the rules across settings. Messages name settings, never values.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,11 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 from paycore.errors import ConfigurationError
 from paycore.gateways.base import GatewayConfig, secret
 from paycore.gateways.schema import config_problems as schema_problems
-from paycore_xpay.keys import KeyProblem, private_key_from_pem, public_key_from_pem
+from paycore_xpay.keys import (
+    key_or_problem,
+    private_key_from_pem,
+    public_key_from_pem,
+)
 
 __all__ = [
     "BASE_URLS",
@@ -123,8 +127,8 @@ def _load_keys(partner_private_key: Any, xpay_public_key: Any) -> _LoadedKeys:
     problems: list[str] = []
     partner_pem = _pem_text("partner_private_key", partner_private_key, problems)
     xpay_pem = _pem_text("xpay_public_key", xpay_public_key, problems)
-    partner_key = _load("partner_private_key", partner_pem, private_key_from_pem, problems)
-    xpay_key = _load("xpay_public_key", xpay_pem, public_key_from_pem, problems)
+    partner_key = key_or_problem("partner_private_key", partner_pem, private_key_from_pem, problems)
+    xpay_key = key_or_problem("xpay_public_key", xpay_pem, public_key_from_pem, problems)
     if (
         partner_key is not None
         and xpay_key is not None
@@ -179,14 +183,4 @@ def _pem_text(name: str, value: Any, problems: list[str]) -> str | None:
     except (OSError, ValueError):
         # ValueError: a NUL in the path, a file too long or not ASCII text.
         problems.append(f"{name}: is neither PEM text nor the path of a readable PEM file")
-        return None
-
-
-def _load(name: str, pem: str | None, loader: Callable[[str], Any], problems: list[str]) -> Any:
-    if pem is None:
-        return None
-    try:
-        return loader(pem)
-    except KeyProblem as problem:
-        problems.append(f"{name}: {problem}")
         return None

@@ -12,10 +12,12 @@ As XPAY's documentation and the reference connector (`paycoreio/xpayua`,
 4. ``Sign`` = base64(RSA-SHA256, PKCS#1 v1.5, by the sender's private key, of the raw
    encrypted key bytes): the signature covers the encrypted key, not the data.
 
-`seal` builds the three fields; `unseal` checks the signature, then decrypts. Every
-way a message can be wrong (not base64, a key that does not decrypt, a bad signature,
-bad padding, not JSON) is one typed error, `EnvelopeError`, whose message never quotes
-the message's content or a key.
+`seal` builds the three fields; `open_envelope` (and `unseal`, for JSON) checks the
+signature, then decrypts. Every way a message can be wrong (a part missing or not
+base64, a bad signature, a key that does not open ``Data``, not JSON) is one typed
+error, `EnvelopeError`, whose message never quotes the message's content or a key.
+A wrong RSA key and a garbled ``Data`` cannot be told apart (RSA PKCS#1 v1.5 decryption
+may yield noise rather than fail): both are a ``KeyAES`` that does not open ``Data``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from attrs import frozen
@@ -39,8 +41,10 @@ __all__ = [
     "BLOCK",
     "EnvelopeError",
     "Sealed",
+    "Unsealed",
     "decrypt_data",
     "encrypt_data",
+    "open_envelope",
     "seal",
     "seal_bytes",
     "unseal",
@@ -51,7 +55,15 @@ BLOCK = 16  # AES's block, key (AES-128) and IV size, in bytes
 
 
 class EnvelopeError(ValueError):
-    """A message that is not a valid XPAY envelope for these keys (says which part)."""
+    """A message that is not a valid XPAY envelope for these keys (says which part).
+
+    ``malformed``: it is no envelope at all (a part missing, not base64, not whole AES
+    blocks, not JSON), rather than one these keys do not verify or open.
+    """
+
+    def __init__(self, message: str, *, malformed: bool) -> None:
+        super().__init__(message)
+        self.malformed = malformed
 
 
 @frozen
@@ -64,6 +76,14 @@ class Sealed:
 
     def as_fields(self) -> dict[str, str]:
         return {"Data": self.data, "KeyAES": self.key_aes, "Sign": self.sign}
+
+
+@frozen
+class Unsealed:
+    """An envelope's plaintext, and the RSA padding its ``KeyAES`` was opened with."""
+
+    plaintext: bytes
+    key_padding: rsa_padding.AsymmetricPadding
 
 
 def seal(
@@ -119,42 +139,68 @@ def unseal(fields: Mapping[str, Any], *, recipient: RSAPrivateKey, sender: RSAPu
     plaintext = unseal_bytes(fields, recipient=recipient, sender=sender)
     try:
         return decode_json(plaintext)
-    except ValueError:
-        raise EnvelopeError("Data does not decrypt to JSON") from None
+    except ValueError:  # UnicodeDecodeError included
+        raise EnvelopeError("Data does not decrypt to JSON", malformed=True) from None
 
 
 def unseal_bytes(
     fields: Mapping[str, Any], *, recipient: RSAPrivateKey, sender: RSAPublicKey
 ) -> bytes:
     """`unseal`, up to the plaintext bytes."""
+    return open_envelope(fields, recipient=recipient, sender=sender).plaintext
+
+
+def open_envelope(
+    fields: Mapping[str, Any],
+    *,
+    recipient: RSAPrivateKey,
+    sender: RSAPublicKey,
+    key_paddings: Sequence[rsa_padding.AsymmetricPadding] = (rsa_padding.PKCS1v15(),),
+) -> Unsealed:
+    """Check ``Sign`` with ``sender``'s key, then open ``KeyAES`` with ``recipient``'s,
+    trying ``key_paddings`` in turn, and decrypt ``Data``. Raises `EnvelopeError`."""
     data = _unb64(fields, "Data")
     encrypted_key = _unb64(fields, "KeyAES")
     signature = _unb64(fields, "Sign")
+    _check_blocks(data)
     try:
         sender.verify(signature, encrypted_key, rsa_padding.PKCS1v15(), hashes.SHA256())
     except InvalidSignature:
-        raise EnvelopeError("Sign is not the sender's signature of KeyAES") from None
-    try:
-        key = recipient.decrypt(encrypted_key, rsa_padding.PKCS1v15())
-    except ValueError:
-        raise EnvelopeError("KeyAES does not decrypt with the recipient's key") from None
-    if len(key) != BLOCK:
-        raise EnvelopeError(f"KeyAES holds a {len(key)}-byte key, not an AES-128 key")
-    return decrypt_data(data, key=key)
+        raise EnvelopeError(
+            "Sign is not the sender's signature of KeyAES", malformed=False
+        ) from None
+    for key_padding in key_paddings:
+        try:
+            key = recipient.decrypt(encrypted_key, key_padding)
+            if len(key) == BLOCK:
+                return Unsealed(decrypt_data(data, key=key), key_padding)
+        except (ValueError, EnvelopeError):  # not this padding, or not the key of Data
+            continue
+    raise EnvelopeError(
+        "KeyAES does not decrypt, with the recipient's key, to the key of Data", malformed=False
+    )
 
 
 def decrypt_data(ciphertext: bytes, *, key: bytes) -> bytes:
     """The plaintext of a ``Data`` ciphertext: decrypted, unpadded, first block dropped."""
-    if not ciphertext or len(ciphertext) % BLOCK or len(ciphertext) < 2 * BLOCK:
-        raise EnvelopeError("Data is not a whole number of AES blocks holding an IV")
+    _check_blocks(ciphertext)
     decryptor = Cipher(algorithms.AES(key), modes.CBC(bytes(BLOCK))).decryptor()
     padded = decryptor.update(ciphertext) + decryptor.finalize()
     unpadder = padding.PKCS7(BLOCK * 8).unpadder()
     try:
         plain = unpadder.update(padded) + unpadder.finalize()
     except ValueError:
-        raise EnvelopeError("Data does not decrypt: its padding is wrong") from None
+        raise EnvelopeError(
+            "Data does not decrypt: its padding is wrong", malformed=False
+        ) from None
     return plain[BLOCK:]
+
+
+def _check_blocks(ciphertext: bytes) -> None:
+    if not ciphertext or len(ciphertext) % BLOCK or len(ciphertext) < 2 * BLOCK:
+        raise EnvelopeError(
+            "Data is not a whole number of AES blocks holding an IV", malformed=True
+        )
 
 
 def _b64(raw: bytes) -> str:
@@ -164,8 +210,8 @@ def _b64(raw: bytes) -> str:
 def _unb64(fields: Mapping[str, Any], name: str) -> bytes:
     value = fields.get(name)
     if not isinstance(value, str) or not value:
-        raise EnvelopeError(f"{name} is missing")
+        raise EnvelopeError(f"{name} is missing", malformed=True)
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise EnvelopeError(f"{name} is not base64") from None
+        raise EnvelopeError(f"{name} is not base64", malformed=True) from None

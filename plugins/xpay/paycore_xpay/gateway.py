@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from paycore.errors import ConfigurationError, InvalidRequest
+from paycore.errors import InvalidRequest
 from paycore.gateways.base import (
     Capabilities,
     Exchange,
@@ -37,7 +37,7 @@ from paycore.transactions.model import (
 )
 from paycore_xpay import callbacks, payloads
 from paycore_xpay.answers import OperationState, read
-from paycore_xpay.config import WHERE, XpayConfig, config_problems
+from paycore_xpay.config import XpayConfig, config_problems
 from paycore_xpay.messages import NAME, Answer, OperationType, read_answer, request_body
 from paycore_xpay.methods import options_for
 from paycore_xpay.results import (
@@ -86,13 +86,9 @@ class XpayGateway(Gateway):
     config: XpayConfig
 
     @classmethod
-    def validate_config(cls, mapping: Mapping[str, Any], *, where: str | None = None) -> None:
-        """The schema's checks, the keys and the rules across settings, at once."""
-        if isinstance(mapping, Mapping) and (
-            problems := config_problems(cls.config_schema, mapping)
-        ):
-            raise ConfigurationError(where or WHERE, problems)
-        super().validate_config(mapping, where=where)  # what is not a mapping at all
+    def config_problems_in(cls, mapping: Mapping[str, Any]) -> list[str]:
+        """The schema's problems, the keys' and the rules across settings."""
+        return config_problems(cls.config_schema, mapping)
 
     def payment_methods(
         self, amount: Money, *, country: str | None = None

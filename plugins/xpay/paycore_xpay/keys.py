@@ -9,6 +9,9 @@ without quoting it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
@@ -16,6 +19,7 @@ __all__ = [
     "MIN_KEY_BITS",
     "KeyProblem",
     "generate_private_key",
+    "key_or_problem",
     "private_key_from_pem",
     "private_pem",
     "public_key_from_pem",
@@ -51,6 +55,23 @@ def public_key_from_pem(pem: str) -> rsa.RSAPublicKey:
         raise KeyProblem(f"is {_kind(key)} key, not an RSA key")
     _check_size(key.key_size)
     return key
+
+
+K = TypeVar("K")
+
+
+def key_or_problem(
+    setting: str, pem: str | None, reader: Callable[[str], K], problems: list[str]
+) -> K | None:
+    """The key ``reader`` reads from ``pem``; or None, with a line naming ``setting``
+    added to ``problems`` when the key cannot serve. No PEM, no key, no problem."""
+    if pem is None:
+        return None
+    try:
+        return reader(pem)
+    except KeyProblem as problem:
+        problems.append(f"{setting}: {problem}")
+        return None
 
 
 def generate_private_key(bits: int = MIN_KEY_BITS) -> rsa.RSAPrivateKey:

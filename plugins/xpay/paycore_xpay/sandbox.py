@@ -42,8 +42,8 @@ from paycore.errors import ConfigurationError
 from paycore.sandbox.base import DEFAULT_WEBHOOK_TARGET, Sandbox, SandboxError, SandboxOptions
 from paycore.sandbox.responses import ExactJSONResponse
 from paycore_xpay.keys import (
-    KeyProblem,
     generate_private_key,
+    key_or_problem,
     private_key_from_pem,
     private_pem,
     public_key_from_pem,
@@ -106,9 +106,11 @@ class XpaySandbox(Sandbox):
             problems.append("page_ttl: must be from 1 to 1440 minutes")
         if check_timeout <= 0:
             problems.append("check_timeout: must be a positive number of seconds")
-        xpay = _read("xpay_private_key", xpay_private_key, _private_key, problems)
-        public = _read("partner_public_key", partner_public_key, public_key_from_pem, problems)
-        private = _read("partner_private_key", partner_private_key, _private_key, problems)
+        xpay = key_or_problem("xpay_private_key", xpay_private_key, _private_key, problems)
+        public = key_or_problem(
+            "partner_public_key", partner_public_key, public_key_from_pem, problems
+        )
+        private = key_or_problem("partner_private_key", partner_private_key, _private_key, problems)
         if private and public and private.public_key().public_numbers() != public.public_numbers():
             problems.append("partner_public_key: is not the public half of partner_private_key")
         if problems:
@@ -230,13 +232,3 @@ def _private_key(pem: str) -> RSAPrivateKey:
     # Reading a private key checks it (some 50 ms); tests build a sandbox per test from
     # the same few keys.
     return private_key_from_pem(pem)
-
-
-def _read(name: str, pem: str | None, loader: Any, problems: list[str]) -> Any:
-    if pem is None:
-        return None
-    try:
-        return loader(pem)
-    except KeyProblem as problem:
-        problems.append(f"{name}: {problem}")
-        return None

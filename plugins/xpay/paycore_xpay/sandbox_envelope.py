@@ -17,20 +17,17 @@ the partner and signed by XPAY; an error ``{"Code", "Message", "Data": null,
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping
 from typing import Any
 
 from attrs import frozen
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
 from paycore.gateways.json_codec import decode_json
 from paycore.sandbox.base import SandboxError
-from paycore_xpay.envelope import BLOCK, EnvelopeError, decrypt_data, seal
+from paycore_xpay.envelope import EnvelopeError, open_envelope, seal
 
 __all__ = ["KEY_PADDINGS", "Opened", "answer_body", "error_body", "failure", "open_request"]
 
@@ -66,31 +63,21 @@ def open_request(
     fields: Mapping[str, Any], *, xpay_key: RSAPrivateKey, partner_key: RSAPublicKey
 ) -> Opened:
     """The ``Data`` of a request envelope, once its signature is the partner's."""
-    data = _unb64(fields, "Data")
-    encrypted_key = _unb64(fields, "KeyAES")
-    signature = _unb64(fields, "Sign")
-    if not data or len(data) % BLOCK or len(data) < 2 * BLOCK:
-        raise failure(400, "Data is not a whole number of AES blocks holding an IV")
     try:
-        partner_key.verify(signature, encrypted_key, padding.PKCS1v15(), hashes.SHA256())
-    except InvalidSignature:
-        raise failure(401, "Sign is not the partner's signature of KeyAES") from None
-    for name, key_padding in KEY_PADDINGS:
-        try:
-            key = xpay_key.decrypt(encrypted_key, key_padding)
-        except ValueError:
-            continue
-        if len(key) != BLOCK:
-            continue
-        try:
-            plaintext = decrypt_data(data, key=key)
-        except EnvelopeError:
-            continue
-        try:
-            return Opened(decode_json(plaintext), name)
-        except (ValueError, UnicodeDecodeError):
-            raise failure(400, "Data does not decrypt to JSON") from None
-    raise failure(401, "KeyAES does not decrypt, with XPAY's key, to the key of Data")
+        unsealed = open_envelope(
+            fields,
+            recipient=xpay_key,
+            sender=partner_key,
+            key_paddings=[key_padding for _, key_padding in KEY_PADDINGS],
+        )
+    except EnvelopeError as error:
+        raise failure(400 if error.malformed else 401, str(error)) from None
+    try:
+        data = decode_json(unsealed.plaintext)
+    except ValueError:  # UnicodeDecodeError included
+        raise failure(400, "Data does not decrypt to JSON") from None
+    name = next(name for name, used in KEY_PADDINGS if used is unsealed.key_padding)
+    return Opened(data, name)
 
 
 def answer_body(
@@ -110,13 +97,3 @@ def error_body(error: SandboxError) -> dict[str, Any]:
         "KeyAES": "",
         "Sign": "",
     }
-
-
-def _unb64(fields: Mapping[str, Any], name: str) -> bytes:
-    value = fields.get(name)
-    if not isinstance(value, str) or not value:
-        raise failure(400, f"{name} is missing")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise failure(400, f"{name} is not base64") from None

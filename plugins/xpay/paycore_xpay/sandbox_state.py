@@ -19,18 +19,17 @@ answer is answered again and nothing is done; with other data, 409. A refused re
 
 from __future__ import annotations
 
-import functools
 import heapq
 import itertools
 import random
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any
 
 from attrs import evolve, frozen
 
-from paycore.sandbox.state import SandboxState
+from paycore.sandbox.state import SandboxState, locked
 from paycore_xpay.sandbox_callbacks import (
     CheckAnswer,
     check_query,
@@ -63,22 +62,6 @@ CHECK_REASONS = {
 
 Emit = Callable[[dict[str, str], str], None]  # (callback query, delivery id)
 Connect = Callable[[str], None]  # a CallBackURL to deliver to
-
-S = TypeVar("S", bound="XpayState")
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def locked(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P], R]:
-    """Run a state method under the lock, after letting expired pages expire."""
-
-    @functools.wraps(method)
-    def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        with self.lock:
-            self._sweep()
-            return method(self, *args, **kwargs)
-
-    return run
 
 
 @frozen

@@ -125,7 +125,7 @@ def test_a_signature_by_another_key_is_401_and_nothing_is_made(partner):
 
     answer = partner.send(body)
 
-    assert (answer.code, answer.message) == ("401", "Sign is not the partner's signature of KeyAES")
+    assert (answer.code, answer.message) == ("401", "Sign is not the sender's signature of KeyAES")
     assert operations(partner) == {}
 
 
