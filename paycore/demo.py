@@ -106,7 +106,7 @@ def _checkout(console: Console, database_url: str, loopback: httpx.Client, curre
             console.print(f"(the {name} plugin is not installed: no hosted checkout through it)")
             continue
         tour = demo_checkout.checkout_tour(name, database_url, loopback, currency)
-        table = _table(tour.steps, currency)
+        table = _table(tour.steps, tour.currency)
         table.title = f"A hosted checkout through {tour.display_name}'s sandbox"
         console.print(table)
         console.print(_webhook_line(tour.sent, tour.delivered, tour.dispositions))
@@ -115,9 +115,10 @@ def _checkout(console: Console, database_url: str, loopback: httpx.Client, curre
         if ours != (tour.captured_at_provider, tour.refunded_at_provider):
             console.print(f"[red]ledger and provider disagree on {payment.id}[/]")
         else:
+            released = ", and the rest of the authorization was released" if tour.authorized else ""
             console.print(
                 f"ledger = provider: {payment.id} captured {payment.captured}, refunded "
-                f"{payment.refunded}, and the rest of the authorization was released"
+                f"{payment.refunded}{released}"
             )
 
 

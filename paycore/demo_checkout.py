@@ -1,12 +1,13 @@
 """`paycore demo`, second part: a hosted checkout through each provider plugin's sandbox.
 
-The payment is authorized on the provider's own page: the services record the
-authorization ``requires_action`` with the page as its next action; a customer (here an
-HTTP client doing what a browser does) opens the page and pays with a test card; the
-provider's signed webhook (a callback, on the Corefy platform), verified by the gateway,
-settles the authorization in the ledger. Then a partial capture (both providers capture
-once: the rest is released) and a partial refund, each compared with the provider's own
-totals. It runs for WooshPay and for MilkyPay.
+The payment is authorized (or, where the provider only sells, paid) on the provider's
+own page: the services record the transaction ``requires_action`` with the page as its
+next action; a customer (here an HTTP client doing what a browser does) opens the page
+and pays with a test card; the provider's webhook (a signed callback on the Corefy
+platform; on XPAY an unsigned one the gateway confirms by asking XPAY), verified by the
+gateway, settles it in the ledger. Then a partial capture of an authorization (each
+provider captures once: the rest is released) and a partial refund, each compared with
+the provider's own totals. It runs for WooshPay, MilkyPay and XPAY.
 
 The plugins are found through their entry points like any other; one not installed is
 skipped with a note.
@@ -36,6 +37,7 @@ from paycore.transactions.store import Store
 
 __all__ = [
     "CHECKOUT_GATEWAYS",
+    "CheckoutGateway",
     "Step",
     "Tour",
     "available",
@@ -67,10 +69,27 @@ def _milkypay_totals(state: Mapping[str, Any], reference: str, currency: str) ->
     )
 
 
-# Each gateway the tour runs, with how to read what its sandbox captured and refunded.
-CHECKOUT_GATEWAYS: dict[str, Callable[[Mapping[str, Any], str, str], tuple[int, int]]] = {
-    "wooshpay": _wooshpay_totals,
-    "milkypay": _milkypay_totals,
+def _xpay_totals(state: Mapping[str, Any], reference: str, currency: str) -> tuple[int, int]:
+    payment = state["operations"][reference]
+    return (payment["sum"] if payment["status"] == "10" else 0), payment["refunded_sum"]
+
+
+@frozen
+class CheckoutGateway:
+    """How the tour goes through one provider: ``totals`` reads what its sandbox
+    captured and refunded; ``currency`` is the one it takes (None: the demo's);
+    ``authorizes`` whether its page authorizes (a partial capture follows) or sells."""
+
+    totals: Callable[[Mapping[str, Any], str, str], tuple[int, int]]
+    currency: str | None = None
+    authorizes: bool = True
+
+
+# Each gateway the tour runs through.
+CHECKOUT_GATEWAYS: dict[str, CheckoutGateway] = {
+    "wooshpay": CheckoutGateway(_wooshpay_totals),
+    "milkypay": CheckoutGateway(_milkypay_totals),
+    "xpay": CheckoutGateway(_xpay_totals, currency="UAH", authorizes=False),
 }
 
 
@@ -88,6 +107,8 @@ class Tour:
 
     gateway: str
     display_name: str
+    currency: str
+    authorized: bool  # on the page: an authorization, captured in part; else a sale
     steps: list[Step]
     sent: int
     delivered: int
@@ -109,7 +130,9 @@ def checkout_tour(
     gateway_name: str, database_url: str, loopback: httpx.Client, currency: str
 ) -> Tour:
     """Run the hosted checkout against a fresh sandbox of ``gateway_name``, on the ledger
-    at ``database_url``."""
+    at ``database_url``, in ``currency`` unless the provider takes only its own."""
+    how = CHECKOUT_GATEWAYS[gateway_name]
+    currency = how.currency or currency
     receiver = WebhookReceiver()
     with SandboxServer(receiver.app()) as hooks_server:
         receiver.base_url = hooks_server.url
@@ -123,17 +146,19 @@ def checkout_tour(
                 Store.connect(database_url), {gateway_name: driver}, hooks=None
             ) as services:
                 webhooks = _Webhooks(services, gateway_name, receiver)
-                steps = _steps(services, gateway_name, sandbox, webhooks, loopback, currency)
+                steps = _steps(
+                    services, gateway_name, sandbox, webhooks, loopback, currency, how.authorizes
+                )
                 sandbox.wait_for_webhooks()
                 webhooks.apply()
                 sandbox.close()
             reference = steps[-1].payment.gateway_reference or ""
-            captured, refunded = CHECKOUT_GATEWAYS[gateway_name](
-                sandbox.snapshot(), reference, currency
-            )
+            captured, refunded = how.totals(sandbox.snapshot(), reference, currency)
             return Tour(
                 gateway=gateway_name,
                 display_name=gateway.display_name,
+                currency=currency,
+                authorized=how.authorizes,
                 steps=steps,
                 sent=len(sandbox.events),
                 delivered=len(receiver.received),
@@ -150,6 +175,7 @@ def _steps(
     webhooks: _Webhooks,
     browser: httpx.Client,
     currency: str,
+    authorizes: bool,
 ) -> list[Step]:
     steps: list[Step] = []
 
@@ -162,10 +188,8 @@ def _steps(
         return transaction
 
     payment = services.create_payment(Money(4999, currency), gateway=gateway, return_url=RETURN_URL)
-    opened = step(
-        "hosted page opened",
-        lambda: services.authorize(payment.id, checkout="hosted_page"),
-    )
+    open_page = services.authorize if authorizes else services.sale
+    opened = step("hosted page opened", lambda: open_page(payment.id, checkout="hosted_page"))
     assert opened.next_action is not None, "the checkout page has no address"
     page = opened.next_action.url
 
@@ -179,7 +203,8 @@ def _steps(
         return services.get_transaction(opened.id)
 
     step("customer paid, webhook", pay_on_the_page)
-    step("capture (partial)", lambda: services.capture(payment.id, Money(3000, currency)))
+    if authorizes:
+        step("capture (partial)", lambda: services.capture(payment.id, Money(3000, currency)))
     step("refund (partial)", lambda: services.refund(payment.id, Money(1000, currency)))
     return steps
 
