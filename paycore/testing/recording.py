@@ -99,7 +99,11 @@ def cassette_recorder(
         decode_compressed_response=True,
     )
     if same_body is not None:
-        recorder.register_matcher("same_body", lambda r1, r2: same_body(_raw(r1), _raw(r2)))
+
+        def body_means_the_same(recorded: Any, sent: Any) -> bool:
+            return same_body(_raw(recorded), _raw(sent))
+
+        recorder.register_matcher("same_body", body_means_the_same)
     return recorder
 
 
