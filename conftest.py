@@ -201,7 +201,15 @@ def payment_request() -> Callable[..., PaymentRequest]:
 
 POSTGRES_URL_ENV = "PAYCORE_TEST_POSTGRES_URL"
 DEFAULT_TEST_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-LEDGER_TABLES = ("payments", "transactions", "webhook_events", "outbox")
+LEDGER_TABLES = (
+    "payments",
+    "transactions",
+    "webhook_events",
+    "outbox",
+    "checkouts",
+    "checkout_payments",
+    "stored_methods",
+)
 
 # Every test of the ledger runs on both databases; ``-m "not postgres"`` leaves one out.
 LEDGER_DATABASES = [

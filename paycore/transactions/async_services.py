@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from paycore.gateways.base import Gateway
-from paycore.gateways.driver import AsyncGatewayDriver
+from paycore.gateways.driver import AsyncGatewayDriver, Summarized
 from paycore.money import Money
 from paycore.transactions.ledger import utc_now
 from paycore.transactions.model import (
@@ -41,11 +41,13 @@ from paycore.transactions.orchestration import (
     Check,
     DbStep,
     EventResult,
+    GatherStep,
     Orchestration,
     RunStep,
     Steps,
     check_id,
     check_owner,
+    not_in_time,
 )
 from paycore.transactions.records import Payment, PaymentTransaction
 from paycore.transactions.store import Store
@@ -240,6 +242,28 @@ class AsyncPaymentTransactionServices(Orchestration):
     ) -> None:
         await self.aclose()
 
+    async def _run(self, step: RunStep) -> Summarized[Any]:
+        driver = self.drivers[step.gateway]
+        return await driver.run_summarized(
+            step.exchange(driver.gateway), operation=str(step.operation)
+        )
+
+    async def _gather(self, step: GatherStep) -> tuple[Any, ...]:
+        if not step.runs:
+            return ()
+        tasks = [asyncio.ensure_future(self._run(run)) for run in step.runs]
+        _, pending = await asyncio.wait(tasks, timeout=step.timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+        return tuple(
+            not_in_time(run, step.timeout)
+            if task in pending
+            else (task.exception() or task.result())
+            for task, run in zip(tasks, step.runs, strict=True)
+        )
+
     async def _carry_out(self, steps: Steps[T]) -> T:
         """`PaymentTransactionServices._carry_out` on the loop.
 
@@ -260,10 +284,9 @@ class AsyncPaymentTransactionServices(Orchestration):
                     if isinstance(step, DbStep):
                         value = await _in_thread(step.call)
                     elif isinstance(step, RunStep):
-                        driver = self.drivers[step.gateway]
-                        value = await driver.run_summarized(
-                            step.exchange(driver.gateway), operation=str(step.operation)
-                        )
+                        value = await self._run(step)
+                    elif isinstance(step, GatherStep):
+                        value = await self._gather(step)
                     else:
                         await self._sleep(step.seconds)
                 except Exception as exc:

@@ -62,7 +62,16 @@ from paycore.transactions.model import (
 from paycore.transactions.records import UNRESOLVED, Payment, PaymentTransaction
 from paycore.transactions.store import Store
 
-__all__ = ["Check", "DbStep", "EventResult", "Orchestration", "PauseStep", "RunStep", "Steps"]
+__all__ = [
+    "Check",
+    "DbStep",
+    "EventResult",
+    "GatherStep",
+    "Orchestration",
+    "PauseStep",
+    "RunStep",
+    "Steps",
+]
 
 T = TypeVar("T")
 
@@ -121,7 +130,20 @@ class PauseStep:
     seconds: float
 
 
-Steps: TypeAlias = Generator["DbStep | RunStep | PauseStep", Any, T]
+@frozen
+class GatherStep:
+    """Run several exchanges at once, waiting at most ``timeout`` seconds for them.
+
+    The runner answers with one item per run, in order: its `Summarized` result, or
+    the exception it raised (`GatewayUnavailable` for one still running at the
+    deadline, which is left to finish on its own).
+    """
+
+    runs: tuple[RunStep, ...]
+    timeout: float
+
+
+Steps: TypeAlias = Generator["DbStep | RunStep | PauseStep | GatherStep", Any, T]
 
 # A transaction a provider may still ask the merchant about before taking the money.
 WAITING_FOR_THE_CUSTOMER = frozenset(
@@ -533,6 +555,13 @@ def _not_found(settlement: Settlement) -> Settlement:
         failure="NotFound",
         message=settlement.message or "the provider has no record of this transaction",
         exchange=settlement.exchange,
+    )
+
+
+def not_in_time(run: RunStep, timeout: float) -> GatewayUnavailable:
+    """What a gathered run still going at the deadline counts as."""
+    return GatewayUnavailable(
+        f"{run.operation} gave no answer within {timeout:g} s", gateway=run.gateway
     )
 
 

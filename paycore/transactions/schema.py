@@ -2,7 +2,11 @@
 
 ``payments``, ``transactions`` (unique per payment and idempotency key),
 ``webhook_events`` (unique per gateway and provider event id) and ``outbox`` (one
-row per recorded outcome, for its hooks, committed with it). The migrations in
+row per recorded outcome, for its hooks, committed with it); for the checkout
+(`paycore.checkout`), ``checkouts`` (one attempt to pay a cart; unique ``order_id``
+once completed), ``checkout_payments`` (the ledger payments that pay it, in order)
+and ``stored_methods`` (customers' saved methods: the gateway's token reference and
+masked display data). The migrations in
 ``paycore/transactions/migrations`` build exactly this; a test compares them. Money is
 stored as integer minor units beside its currency code; card data has no column.
 """
@@ -11,7 +15,16 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["metadata", "outbox", "payments", "transactions", "webhook_events"]
+__all__ = [
+    "checkout_payments",
+    "checkouts",
+    "metadata",
+    "outbox",
+    "payments",
+    "stored_methods",
+    "transactions",
+    "webhook_events",
+]
 
 metadata = sa.MetaData(
     naming_convention={
@@ -120,4 +133,54 @@ outbox = sa.Table(
     sa.Column("previous_status", sa.String(32), nullable=False),
     sa.Column("status", sa.String(32), nullable=False),
     sa.Column("created_at", _WHEN, nullable=False),
+)
+
+checkouts = sa.Table(
+    "checkouts",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("owner", _TEXT_ID, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("total", sa.BigInteger(), nullable=False),
+    sa.Column("items", sa.JSON, nullable=False),
+    sa.Column("country", sa.String(2)),
+    sa.Column("capture", sa.String(16), nullable=False),
+    sa.Column("order_id", _TEXT_ID, unique=True),
+    sa.Column("failed_payment_id", _ID),
+    sa.Column("failure_reason", sa.String(64)),
+    sa.Column("failure_message", sa.Text),
+    sa.Column("idempotency_key", _TEXT_ID, unique=True),
+    sa.Column("created_at", _WHEN, nullable=False),
+    sa.Column("updated_at", _WHEN, nullable=False),
+    sa.Column("completed_at", _WHEN),
+    sa.Index(None, "owner"),
+    sa.Index(None, "status", "updated_at"),
+)
+
+checkout_payments = sa.Table(
+    "checkout_payments",
+    metadata,
+    sa.Column("checkout_id", _ID, sa.ForeignKey("checkouts.id"), nullable=False),
+    sa.Column("payment_id", _ID, sa.ForeignKey("payments.id"), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.UniqueConstraint("checkout_id", "position"),
+)
+
+stored_methods = sa.Table(
+    "stored_methods",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("owner", _TEXT_ID, nullable=False),
+    sa.Column("gateway", sa.String(64), nullable=False),
+    sa.Column("token", _TEXT_ID, nullable=False),  # the gateway's reference, never a card number
+    sa.Column("customer_reference", _TEXT_ID, nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("brand", sa.String(32)),
+    sa.Column("last4", sa.String(4)),
+    sa.Column("exp_month", sa.Integer),
+    sa.Column("exp_year", sa.Integer),
+    sa.Column("created_at", _WHEN, nullable=False),
+    sa.UniqueConstraint("gateway", "token"),
+    sa.Index(None, "owner"),
 )

@@ -38,12 +38,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from paycore.gateways.base import Gateway
-from paycore.gateways.driver import GatewayDriver
+from paycore.gateways.driver import GatewayDriver, Summarized
 from paycore.money import Money
 from paycore.transactions.ledger import utc_now
 from paycore.transactions.model import (
@@ -59,11 +60,13 @@ from paycore.transactions.orchestration import (
     Check,
     DbStep,
     EventResult,
+    GatherStep,
     Orchestration,
     RunStep,
     Steps,
     check_id,
     check_owner,
+    not_in_time,
 )
 from paycore.transactions.records import Payment, PaymentTransaction
 from paycore.transactions.store import Store
@@ -277,6 +280,25 @@ class PaymentTransactionServices(Orchestration):
     ) -> None:
         self.close()
 
+    def _run(self, step: RunStep) -> Summarized[Any]:
+        driver = self.drivers[step.gateway]
+        return driver.run_summarized(step.exchange(driver.gateway), operation=str(step.operation))
+
+    def _gather(self, step: GatherStep) -> tuple[Any, ...]:
+        if not step.runs:
+            return ()
+        pool = ThreadPoolExecutor(max_workers=len(step.runs), thread_name_prefix="paycore-gather")
+        try:
+            futures = [pool.submit(self._run, run) for run in step.runs]
+            wait(futures, timeout=step.timeout)
+        finally:
+            # A run still going finishes on its own (its driver's timeouts bound it).
+            pool.shutdown(wait=False, cancel_futures=True)
+        return tuple(
+            _gathered(future, run, step.timeout)
+            for future, run in zip(futures, step.runs, strict=True)
+        )
+
     def _carry_out(self, steps: Steps[T]) -> T:
         value: Any = None
         error: Exception | None = None
@@ -290,11 +312,17 @@ class PaymentTransactionServices(Orchestration):
                 if isinstance(step, DbStep):
                     value = step.call()
                 elif isinstance(step, RunStep):
-                    driver = self.drivers[step.gateway]
-                    value = driver.run_summarized(
-                        step.exchange(driver.gateway), operation=str(step.operation)
-                    )
+                    value = self._run(step)
+                elif isinstance(step, GatherStep):
+                    value = self._gather(step)
                 else:
                     self._sleep(step.seconds)
             except Exception as exc:
                 error = exc
+
+
+def _gathered(future: Future[Any], run: RunStep, timeout: float) -> Any:
+    if not future.done():
+        return not_in_time(run, timeout)
+    error = future.exception()
+    return future.result() if error is None else error
