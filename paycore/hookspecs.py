@@ -39,16 +39,18 @@ How paycore calls hooks
   passes arguments by position, so new arguments may be added to a specification
   without breaking existing implementations.
 - **After commit.** The notification hooks (`paycore_transaction_recorded`,
-  `paycore_payment_status_changed`, `paycore_webhook_received`) are called only after
-  the database transaction that recorded the change has committed. What they receive
+  `paycore_payment_status_changed`, `paycore_checkout_finished`,
+  `paycore_webhook_received`) are called only after the database transaction that
+  recorded the change has committed. What they receive
   is durable: a reader in another process already sees it. Nothing an implementation
   does can roll it back, and an implementation must not assume it runs inside a
   database transaction.
-- **At least once**, for `paycore_transaction_recorded` and
-  `paycore_payment_status_changed`: the notification is committed in the ledger's
-  outbox together with the change. If the process stops between the commit and the
-  call, reconciliation delivers it later; rarely, an implementation may see one
-  notification twice, so make it idempotent (key it by transaction id and status).
+- **At least once**, for `paycore_transaction_recorded`,
+  `paycore_payment_status_changed` and `paycore_checkout_finished`: the notification
+  is committed in the ledger's outbox together with the change. If the process stops
+  between the commit and the call, reconciliation delivers it later; rarely, an
+  implementation may see one notification twice, so make it idempotent (key it by
+  transaction id and status, or by checkout id).
 - `paycore_gateway_exchange` is called by the gateway driver, which knows nothing of
   the database: it runs when the exchange with the provider ends, *before* the outcome
   is recorded.
@@ -84,6 +86,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from paycore.checkout.model import Checkout
     from paycore.gateways.scrub import Transcript
     from paycore.transactions.model import GatewayEvent, PaymentCheck, PaymentStatus
     from paycore.transactions.records import Payment, PaymentTransaction
@@ -93,6 +96,7 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "paycore_answer_payment_check",
+    "paycore_checkout_finished",
     "paycore_gateway_exchange",
     "paycore_payment_status_changed",
     "paycore_select_gateway",
@@ -189,6 +193,24 @@ def paycore_payment_status_changed(
     :param previous_status: the `PaymentStatus` the payment had before this change.
     :param transaction: the payment-transaction record whose outcome caused the change,
         or ``None`` when no transaction did (an unpaid checkout payment ``expired``).
+    :return: nothing; the return value is ignored.
+    """
+
+
+@hookspec
+def paycore_checkout_finished(checkout: Checkout) -> None:
+    """A checkout finished: it is an order now, or it failed; the change is committed.
+
+    Called after commit once a checkout (`paycore.checkout`) reaches ``completed``
+    (every payment went through: fulfil the order ``checkout.order_id``) or ``failed``
+    (``checkout.failure`` names the payment that was declined or failed, and why; the
+    others are being released). Whichever of the customer's return, a webhook or
+    `CheckoutService.submit` finished it, the hook is called for that one change, even
+    when several finished it at once. Delivered at least once, like
+    `paycore_payment_status_changed`: key your reaction by ``checkout.id``.
+
+    :param checkout: the `paycore.checkout.model.Checkout` as committed: ``status``,
+        ``owner``, ``cart``, ``payment_ids``, and ``order_id`` or ``failure``.
     :return: nothing; the return value is ignored.
     """
 

@@ -25,8 +25,9 @@ def specifications() -> dict[str, Callable[..., Any]]:
 SPECS = specifications()
 
 
-def test_the_hooks_are_the_five_the_design_names_and_the_answer_to_a_payment_check() -> None:
+def test_the_hooks_are_the_designs_five_the_payment_check_and_the_checkout() -> None:
     assert set(SPECS) == {
+        "paycore_checkout_finished",
         "paycore_gateway_exchange",
         "paycore_transaction_recorded",
         "paycore_payment_status_changed",

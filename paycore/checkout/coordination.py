@@ -129,7 +129,7 @@ class Coordination:
         if not (isinstance(options_timeout, int | float) and options_timeout > 0):
             raise InvalidRequest("options_timeout must be a positive number of seconds")
         self.payments = payments
-        self.records = CheckoutStore(payments.store)
+        self.records = CheckoutStore(payments.store, payments.ledger.outbox)
         self.capture = _member(CaptureMode, capture, "capture")
         self.return_base_url = None if return_base_url is None else return_base_url.rstrip("/")
         self.options_timeout = float(options_timeout)
@@ -370,6 +370,7 @@ class Coordination:
             finished: Finished = yield DbStep(
                 lambda: self.records.finish(checkout_id, self.clock(), failure=refused)
             )
+            yield from self._announce(finished)
             if finished.checkout.status is CheckoutStatus.FAILED:
                 yield from self._release(finished.checkout, tenders)
             return finished.checkout
@@ -382,8 +383,17 @@ class Coordination:
                     checkout_id, self.clock(), order_id=order_id, saved=saved
                 )
             )
+            yield from self._announce(finished)
             return finished.checkout
         return checkout
+
+    def _announce(self, finished: Finished) -> Steps[None]:
+        """Deliver "checkout finished" when this call finished it (after commit)."""
+        entry = finished.outbox
+        if entry is not None:
+            yield DbStep(
+                lambda: self.payments.ledger.outbox.deliver_checkout(finished.checkout, entry)
+            )
 
     def _unfinished(self, updated_before: datetime, limit: int) -> Steps[list[str]]:
         ids: list[str] = yield DbStep(

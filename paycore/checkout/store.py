@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from attrs import frozen
 from sqlalchemy.engine import Connection
 
 from paycore.checkout.model import (
@@ -27,28 +28,28 @@ from paycore.errors import IdempotencyConflict, InvalidAmount, NotFound, StateEr
 from paycore.money import Money
 from paycore.transactions.ledger import fingerprint
 from paycore.transactions.model import SavedMethod
+from paycore.transactions.outbox import Outbox
 from paycore.transactions.schema import checkout_payments, checkouts, payments, stored_methods
 from paycore.transactions.store import Store, _aware, _when
 
 __all__ = ["CheckoutStore", "Finished", "checkout_fingerprint"]
 
 
+@frozen
 class Finished:
-    """What `CheckoutStore.finish` did: the checkout as committed, and whether this
-    call is the one that finished it."""
+    """What `CheckoutStore.finish` did: the checkout as committed, and the outbox entry
+    of its "checkout finished" notification when this call is the one that finished it."""
 
-    __slots__ = ("changed", "checkout")
-
-    def __init__(self, checkout: Checkout, changed: bool) -> None:
-        self.checkout = checkout
-        self.changed = changed
+    checkout: Checkout
+    outbox: int | None = None
 
 
 class CheckoutStore:
     """Checkouts and stored methods in the ledger's database."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, outbox: Outbox | None = None) -> None:
         self.store = store
+        self.outbox = outbox
         self._lock = store.dialect == "postgresql"
 
     # -- checkouts -------------------------------------------------------------------------
@@ -196,7 +197,7 @@ class CheckoutStore:
             connection = session.connection
             checkout = self._locked(connection, checkout_id)
             if checkout.status.is_final:
-                return Finished(checkout, False)
+                return Finished(checkout)
             if order_id is not None:
                 connection.execute(
                     checkouts.update()
@@ -230,7 +231,13 @@ class CheckoutStore:
                         updated_at=now,
                     )
                 )
-            return Finished(_read(connection, checkout_id), True)
+            finished = _read(connection, checkout_id)
+            entry = None
+            if self.outbox is not None:
+                entry = self.outbox.queue_checkout(
+                    session, checkout=finished, previous_status=checkout.status, at=now
+                )
+            return Finished(finished, entry)
 
     def _locked(self, connection: Connection, checkout_id: str) -> Checkout:
         query = checkouts.select().where(checkouts.c.id == checkout_id)

@@ -3,7 +3,9 @@
 When the ledger records an outcome, the same database transaction queues one entry
 for it (`Outbox.queue`): the transaction, and the payment's status before and after.
 After commit, `Outbox.deliver` calls the hooks ("transaction recorded", then "payment
-status changed" when it did) and the entry is dropped. A process that stops between
+status changed" when it did) and the entry is dropped. A checkout that finishes
+(completed or failed) queues its entry the same way (`Outbox.queue_checkout`,
+`Outbox.deliver_checkout`: "checkout finished"). A process that stops between
 the commit and the hooks leaves its entries behind; `Outbox.redeliver` (run by
 reconciliation) delivers those, so hooks are delivered at least once.
 
@@ -18,13 +20,16 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 
 from paycore.transactions.model import PaymentStatus
 from paycore.transactions.records import Payment, PaymentTransaction
 from paycore.transactions.store import Store, StoreSession
+
+if TYPE_CHECKING:
+    from paycore.checkout.model import Checkout
 
 __all__ = ["FLUSH_DELAY", "Committed", "Outbox"]
 
@@ -77,6 +82,25 @@ class Outbox:
         )
         return (entry,)
 
+    def queue_checkout(
+        self, session: StoreSession, *, checkout: Checkout, previous_status: str, at: datetime
+    ) -> int:
+        """Queue "checkout finished", in the database transaction that finished it."""
+        return session.add_to_outbox(
+            payment_id=None,
+            transaction_id=None,
+            checkout_id=checkout.id,
+            previous_status=previous_status,
+            status=checkout.status,
+            at=at,
+        )
+
+    def deliver_checkout(self, checkout: Checkout, entry: int) -> None:
+        """Call the "checkout finished" hook for a commit; its entry is dropped soon after."""
+        if self.hooks is not None:
+            self._call("paycore_checkout_finished", checkout=checkout)
+        self._delivered_soon((entry,))
+
     def deliver(self, committed: Committed) -> None:
         """Call the hooks for a commit; its entry is dropped by the timer soon after."""
         if not committed.outbox:
@@ -94,8 +118,11 @@ class Outbox:
                     previous_status=committed.previous_status,
                     transaction=committed.transaction,
                 )
+        self._delivered_soon(committed.outbox)
+
+    def _delivered_soon(self, entries: tuple[int, ...]) -> None:
         with self._lock:
-            self._delivered.extend(committed.outbox)
+            self._delivered.extend(entries)
             if self._timer is None:
                 self._timer = threading.Timer(FLUSH_DELAY, self._timed_flush)
                 self._timer.daemon = True
@@ -104,7 +131,8 @@ class Outbox:
     def redeliver(self, *, older_than: timedelta = REDELIVER_AFTER, limit: int = 500) -> int:
         """Deliver notifications left behind by a process that stopped; how many.
 
-        Each entry is one or two notifications (recorded, and status changed).
+        Each entry is one or two notifications (recorded, and status changed), or one
+        for a finished checkout.
         """
         self.flush()  # what this process delivered is no leftover
         with self.store.reading() as session:
@@ -112,6 +140,11 @@ class Outbox:
         delivered = []
         notifications = 0
         for entry in entries:
+            if entry["checkout_id"] is not None:
+                notifications += 1
+                self._redeliver_checkout(entry["checkout_id"])
+                delivered.append(entry["id"])
+                continue
             with self.store.reading() as session:
                 payment = session.payment(entry["payment_id"])
                 transaction = (
@@ -134,6 +167,13 @@ class Outbox:
         with self.store.writing() as session:
             session.remove_from_outbox(delivered)
         return notifications
+
+    def _redeliver_checkout(self, checkout_id: str) -> None:
+        from paycore.checkout.store import CheckoutStore
+
+        if self.hooks is not None:
+            checkout = CheckoutStore(self.store).get(checkout_id)
+            self._call("paycore_checkout_finished", checkout=checkout)
 
     def flush(self) -> None:
         """Drop the entries delivered so far now, in a commit of their own."""

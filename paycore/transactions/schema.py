@@ -128,8 +128,9 @@ outbox = sa.Table(
     "outbox",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("payment_id", _ID, nullable=False),
+    sa.Column("payment_id", _ID),  # a payment's outcome …
     sa.Column("transaction_id", _ID),
+    sa.Column("checkout_id", _ID),  # … or a checkout finished
     sa.Column("previous_status", sa.String(32), nullable=False),
     sa.Column("status", sa.String(32), nullable=False),
     sa.Column("created_at", _WHEN, nullable=False),

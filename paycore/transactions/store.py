@@ -419,20 +419,22 @@ class StoreSession:
     def add_to_outbox(
         self,
         *,
-        payment_id: str,
+        payment_id: str | None,
         transaction_id: str | None,
-        previous_status: PaymentStatus,
-        status: PaymentStatus,
+        previous_status: str,
+        status: str,
         at: datetime,
+        checkout_id: str | None = None,
     ) -> int:
-        """Queue one outcome's notification: the payment went from one status to another."""
+        """Queue one notification: a payment (or a checkout) went from one status to another."""
         result = self.connection.execute(
             _INSERT_OUTBOX,
             {
                 "payment_id": payment_id,
                 "transaction_id": transaction_id,
-                "previous_status": previous_status.value,
-                "status": status.value,
+                "checkout_id": checkout_id,
+                "previous_status": str(previous_status),
+                "status": str(status),
                 "created_at": at,
             },
         )

@@ -1,4 +1,4 @@
-"""Split tender: payments that cover the total exactly, submitted in order, rolled back on a decline."""
+"""Split tender: payments covering the total exactly, submitted in order, released on a decline."""
 
 from __future__ import annotations
 

@@ -8,7 +8,8 @@ Create Date: 2026-12-04
 capture mode, the order id once completed, the failed payment and why);
 ``checkout_payments`` lists the ledger payments that pay it, in order;
 ``stored_methods`` keeps customers' saved methods as the gateway's token reference
-with masked display data.
+with masked display data. The ``outbox`` also carries a finished checkout's
+notification: ``checkout_id``, with no payment.
 """
 
 from __future__ import annotations
@@ -88,9 +89,16 @@ def upgrade() -> None:
         sa.UniqueConstraint("gateway", "token", name=op.f("uq_stored_methods_gateway_token")),
     )
     op.create_index(op.f("ix_stored_methods_owner"), "stored_methods", ["owner"])
+    with op.batch_alter_table("outbox") as table:
+        table.alter_column("payment_id", existing_type=sa.String(64), nullable=True)
+        table.add_column(sa.Column("checkout_id", sa.String(64), nullable=True))
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM outbox WHERE payment_id IS NULL")
+    with op.batch_alter_table("outbox") as table:
+        table.drop_column("checkout_id")
+        table.alter_column("payment_id", existing_type=sa.String(64), nullable=False)
     op.drop_index(op.f("ix_stored_methods_owner"), table_name="stored_methods")
     op.drop_table("stored_methods")
     op.drop_table("checkout_payments")
