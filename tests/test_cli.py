@@ -374,7 +374,7 @@ def test_sandbox_serve_prints_the_gateway_settings_ready_for_paycore_toml(serve,
     gateway = DummyGateway.from_config(settings)
     with GatewayDriver(gateway, client=http, hooks=None) as driver:
         options = driver.run(gateway.payment_methods(Money(1000, "USD")), operation="methods")
-    assert [option.type for option in options] == ["card", "bank_transfer"]
+    assert [option.type for option in options] == ["card", "bank_transfer", "gift_card"]
 
 
 def test_sandbox_serve_on_a_port_in_use_is_a_one_line_error() -> None:

@@ -2,9 +2,11 @@
 
 REST and JSON, ``Authorization: Bearer``, an ``Idempotency-Key`` on every mutation
 (kept 24 h), amounts in integer minor units. Every operation of the contract except
-hosted checkout and the vault (it keeps no payment methods). Quirks: a card decline
-is HTTP 402 with an error body; a 409 ``idempotency_error`` (the key is in use or was
-used for another request) is never a decline but `OutcomeUnknown`; paycore's
+hosted checkout and the vault (it keeps no payment methods). Methods: ``card`` and
+``gift_card`` (stored value; its token is the card's number, ``gc_…``), both paid with
+a token the frontend collects, and ``bank_transfer``. Quirks: a card or gift card
+decline is HTTP 402 with an error body; a 409 ``idempotency_error`` (the key is in use
+or was used for another request) is never a decline but `OutcomeUnknown`; paycore's
 transaction id travels as ``reference``, so `fetch_status` finds an operation whose
 answer was lost; webhooks are signed ``Dummy-Signature: t=…,v1=…``.
 """
@@ -66,6 +68,7 @@ DECLINE_REASONS = {
     "card_declined": DeclineReason.CARD_DECLINED,
     "insufficient_funds": DeclineReason.INSUFFICIENT_FUNDS,
     "expired_card": DeclineReason.EXPIRED_CARD,
+    "incorrect_number": DeclineReason.INCORRECT_NUMBER,
     "authentication_failed": DeclineReason.AUTHENTICATION_FAILED,
     "transfer_failed": DeclineReason.PROCESSING_ERROR,
     "amount_invalid": DeclineReason.AMOUNT_INVALID,
@@ -76,6 +79,9 @@ DECLINE_REASONS = {
     "invalid_state": DeclineReason.NOT_PERMITTED,
     "authorization_expired": DeclineReason.AUTHORIZATION_EXPIRED,
 }
+
+# Methods the frontend pays with a token it collects (a tokenised card, a gift card's number).
+TOKEN_METHODS = frozenset({"card", "gift_card"})
 
 # Transaction types whose operation is the payment's first (the one that created it).
 CREATING_TYPES = frozenset({TransactionType.AUTHORIZE, TransactionType.SALE})
@@ -387,7 +393,7 @@ def _option_from(method: Mapping[str, Any], currency: Currency) -> PaymentMethod
         gateway=NAME,
         type=_read.text(method, "type"),
         display_name=_read.text(method, "display_name"),
-        required_fields=("token",) if method.get("type") == "card" else (),
+        required_fields=("token",) if method.get("type") in TOKEN_METHODS else (),
         min_amount=None if minimum is None else Money(minimum, currency),
     )
 

@@ -6,6 +6,13 @@ A payment keeps integer totals (``amount_capturable``, ``amount_captured``,
 ``authorize`` or ``sale`` that created it, then ``capture``, ``void`` and ``refund``,
 each with the ``reference`` the client sent (paycore's transaction id), so a client
 can find out later whether an operation it is unsure of happened.
+
+Gift cards are stored value on the same ledger. A card's ``funds`` are what it holds;
+what its open authorizations reserve (``amount_capturable`` of its payments not yet
+expired) is *held*, derived rather than stored, so a void, a final capture or an
+authorization's expiry releases it without a step that could be missed. A capture or
+a sale takes from the funds, a refund gives back to them. A card's currency is fixed
+by the first payment approved on it (or when it is issued, if given then).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from attrs import Factory, asdict, define
 from paycore.sandbox.base import SandboxError
 from paycore.sandbox.state import SandboxState
 
-__all__ = ["AUTHORIZATION_WINDOW", "Ledger", "Operation", "Payment"]
+__all__ = ["AUTHORIZATION_WINDOW", "GiftCard", "Ledger", "Operation", "Payment"]
 
 AUTHORIZATION_WINDOW = 7 * 24 * 3600  # seconds an authorization may be captured or voided
 
@@ -73,7 +80,13 @@ class Payment:
     amount_refunded: int = 0
     decline_code: str | None = None
     capture_before: int | None = None  # when the authorization expires
+    gift_card: str | None = None  # the number of the gift card it was paid with
     operations: list[Operation] = Factory(list)
+
+    def holds_at(self, now: int) -> int:
+        """What this payment's authorization still reserves at ``now``."""
+        expired = self.capture_before is not None and now > self.capture_before
+        return 0 if expired else self.amount_capturable
 
     def as_json(self) -> dict[str, Any]:
         next_action = (
@@ -102,6 +115,13 @@ class Payment:
         }
 
 
+@define(kw_only=True)
+class GiftCard:
+    token: str
+    funds: int  # minor units on the card, what open authorizations hold included
+    currency: str | None  # None until the first approved payment fixes it
+
+
 class Ledger(SandboxState):
     """All payments of one sandbox; each method is one state transition."""
 
@@ -115,6 +135,7 @@ class Ledger(SandboxState):
         super().__init__(seed=seed, clock=clock)
         self._emit = emit
         self._payments: dict[str, Payment] = {}
+        self._gift_cards: dict[str, GiftCard] = {}
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -132,11 +153,34 @@ class Ledger(SandboxState):
             found = [p for p in self._payments.values() if reference in (None, p.reference)]
             return [p.as_json() for p in reversed(found)]
 
+    def gift_card(self, token: str) -> dict[str, Any] | None:
+        """The gift card ``token``: its ``balance`` (what may be spent) and ``held``."""
+        with self.lock:
+            card = self._gift_cards.get(token)
+            return None if card is None else self._gift_card_json(card)
+
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
-            return {"payments": [p.as_json() for p in self._payments.values()]}
+            return {
+                "payments": [p.as_json() for p in self._payments.values()],
+                "gift_cards": {t: self._gift_card_json(c) for t, c in self._gift_cards.items()},
+            }
 
     # -- transitions ---------------------------------------------------------------------
+
+    def issue_gift_card(
+        self, *, balance: int, currency: str | None = None, token: str | None = None
+    ) -> dict[str, Any]:
+        """A new gift card holding ``balance`` minor units; its number is made if not given."""
+        with self.lock:
+            token = token or self.ids.new("gc")
+            if token in self._gift_cards:
+                raise SandboxError(
+                    409, "gift_card_exists", "a gift card with this number exists", param="token"
+                )
+            card = GiftCard(token=token, funds=balance, currency=currency)
+            self._gift_cards[token] = card
+            return self._gift_card_json(card)
 
     def create(
         self,
@@ -149,15 +193,19 @@ class Ledger(SandboxState):
         reference: str | None,
         return_url: str | None,
         action_url: str,
+        gift_card: str | None = None,
     ) -> Answer:
         """A new payment; ``outcome`` is what its method does.
 
         None approves; ``requires_action`` (3-D Secure) and ``processing`` (a bank
         transfer) wait for the customer or the bank; anything else is the code of a
-        decline, answered 402.
+        decline, answered 402. Paid with the ``gift_card`` of that number, the card's
+        balance decides instead, under the lock.
         """
-        waiting = outcome in ("requires_action", "processing")
         with self.lock:
+            if gift_card is not None:
+                outcome = self._gift_card_decline(gift_card, amount, currency)
+            waiting = outcome in ("requires_action", "processing")
             payment = Payment(
                 id=self.ids.new("pay"),
                 amount=amount,
@@ -169,6 +217,7 @@ class Ledger(SandboxState):
                 action_url=action_url,
                 created=self.now(),
                 status=outcome if waiting and outcome else "new",
+                gift_card=gift_card if gift_card in self._gift_cards else None,
             )
             self._payments[payment.id] = payment
             kind = "sale" if capture else "authorize"
@@ -176,10 +225,11 @@ class Ledger(SandboxState):
             if not waiting:
                 self._conclude(payment, operation, decline_code=outcome)
             if payment.status == "declined":
+                what = "gift card" if payment.method == "gift_card" else "card"
                 raise SandboxError(
                     402,
                     payment.decline_code or "card_declined",
-                    f"the card was declined ({payment.decline_code})",
+                    f"the {what} was declined ({payment.decline_code})",
                     kind="card_error",
                     payment_id=payment.id,
                 )
@@ -218,6 +268,7 @@ class Ledger(SandboxState):
                 raise _too_large("capture", amount, payment.amount_capturable)
             payment.amount_captured += amount
             payment.amount_capturable = 0 if final else payment.amount_capturable - amount
+            self._move_funds(payment, -amount)
             return self._succeeded(payment, "capture", amount, reference)
 
     def void(self, payment_id: str, reference: str | None) -> Answer:
@@ -239,6 +290,7 @@ class Ledger(SandboxState):
             if amount > refundable:
                 raise _too_large("refund", amount, refundable)
             payment.amount_refunded += amount
+            self._move_funds(payment, amount)
             return self._succeeded(payment, "refund", amount, reference)
 
     # -- internals -----------------------------------------------------------------------
@@ -284,8 +336,12 @@ class Ledger(SandboxState):
             self._announce("payment.declined", payment, operation)
             return
         operation.status = "succeeded"
+        if payment.gift_card is not None:
+            card = self._gift_cards[payment.gift_card]
+            card.currency = card.currency or payment.currency
         if payment.capture:
             payment.amount_captured = payment.amount
+            self._move_funds(payment, -payment.amount)
         else:
             payment.amount_capturable = payment.amount
             payment.capture_before = self.now() + AUTHORIZATION_WINDOW
@@ -297,6 +353,37 @@ class Ledger(SandboxState):
         payment.status = _status(payment)
         self._announce(_EVENT_TYPES[kind], payment, operation)
         return 201, operation.as_json(payment.id)
+
+    def _gift_card_decline(self, token: str, amount: int, currency: str) -> str | None:
+        """Why the gift card ``token`` cannot pay ``amount``, or None when it can."""
+        card = self._gift_cards.get(token)
+        if card is None:
+            return "incorrect_number"
+        if card.currency not in (None, currency):
+            return "currency_not_supported"
+        if amount > card.funds - self._held(card):
+            return "insufficient_funds"
+        return None
+
+    def _held(self, card: GiftCard) -> int:
+        now = self.now()
+        paid_with = (p for p in self._payments.values() if p.gift_card == card.token)
+        return sum(payment.holds_at(now) for payment in paid_with)
+
+    def _move_funds(self, payment: Payment, amount: int) -> None:
+        """Add ``amount`` (negative: take it) to the gift card ``payment`` was paid with."""
+        if payment.gift_card is not None:
+            self._gift_cards[payment.gift_card].funds += amount
+
+    def _gift_card_json(self, card: GiftCard) -> dict[str, Any]:
+        held = self._held(card)
+        return {
+            "object": "gift_card",
+            "token": card.token,
+            "currency": card.currency,
+            "balance": card.funds - held,
+            "held": held,
+        }
 
     def _announce(self, event_type: str, payment: Payment, operation: Operation) -> None:
         summary = payment.as_json()

@@ -10,18 +10,26 @@ Routes (Bearer API key on ``/v1``; ``Idempotency-Key`` honoured on every POST)::
     POST /v1/payments/{id}/refunds     {amount, currency, reference}
     GET|POST /3ds/{id}                 the customer's 3-D Secure page (a plain form)
     POST /_sandbox/payments/{id}/settle {"outcome": "succeeded" | "failed"}  (bank transfers)
+    POST /_sandbox/gift_cards          {balance, currency?, token?}  (issues a gift card)
 
 Amounts are integers of minor units. Test tokens (sandbox only, never real cards):
 ``tok_visa`` approves, ``tok_declined`` (card_declined), ``tok_insufficient_funds``,
 ``tok_expired_card`` decline, ``tok_3ds`` requires the 3-D Secure page. A
 ``bank_transfer`` (sale only, EUR/GBP/USD, at least 10.00) stays ``processing`` until
-settled. Webhooks are signed ``Dummy-Signature: t=…,v1=…`` (see `paycore.gateways.webhooks`).
+settled. A ``gift_card`` pays from a stored balance (``token`` is the card's number, ``gc_…``):
+``gc_test_5000`` and ``gc_test_100000`` hold that many minor units, ``gc_test_empty`` nothing;
+each card's currency is fixed by its first approved payment. An authorization holds the amount
+until captured, voided or expired; more than the balance declines ``insufficient_funds`` and an
+unknown number ``incorrect_number``, as card declines do (402). No 3-D Secure for gift cards.
+``GET /_sandbox/state`` shows every card's ``balance`` (what may be spent) and ``held``.
+Webhooks are signed ``Dummy-Signature: t=…,v1=…`` (see `paycore.gateways.webhooks`).
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Unpack
 from urllib.parse import urlencode
@@ -39,7 +47,7 @@ from paycore.sandbox.base import Sandbox, SandboxError, SandboxOptions
 from paycore.sandbox.idempotency import IdempotencyStore, fingerprint
 from paycore.sandbox.pages import form_page, message_page, read_form
 
-__all__ = ["DEFAULT_API_KEY", "PAYMENT_METHODS", "TEST_TOKENS", "DummySandbox"]
+__all__ = ["DEFAULT_API_KEY", "PAYMENT_METHODS", "TEST_GIFT_CARDS", "TEST_TOKENS", "DummySandbox"]
 
 # A published test key: the sandbox listens on loopback and guards nothing real.
 DEFAULT_API_KEY = "sk_test_dummy"
@@ -54,11 +62,22 @@ TEST_TOKENS: Mapping[str, str | None] = {
     "tok_3ds": "requires_action",
 }
 
+# The gift cards every sandbox starts with: number -> balance in minor units (no currency
+# until the first payment approved on it).
+TEST_GIFT_CARDS: Mapping[str, int] = {
+    "gc_test_5000": 5_000,
+    "gc_test_100000": 100_000,
+    "gc_test_empty": 0,
+}
+
 # type -> (display name, currencies or None for all, minimum in major units or None)
 PAYMENT_METHODS: Mapping[str, tuple[str, frozenset[str] | None, int | None]] = {
     "card": ("Card", None, None),
     "bank_transfer": ("Bank transfer", frozenset({"EUR", "GBP", "USD"}), 10),
+    "gift_card": ("Gift card", None, None),
 }
+
+_GIFT_CARD_NUMBER = re.compile(r"gc_[A-Za-z0-9_]{1,64}")
 
 _MAX_KEY_LENGTH = 255
 
@@ -80,6 +99,8 @@ class DummySandbox(Sandbox):
         self._api_key = api_key
         self.ledger = Ledger(emit=self.emit, seed=seed, clock=self.clock)
         self.idempotency = IdempotencyStore(clock=self.clock)
+        for token, balance in TEST_GIFT_CARDS.items():
+            self.ledger.issue_gift_card(token=token, balance=balance)
 
     def gateway_config(self, base_url: str) -> dict[str, Any]:
         return {
@@ -108,7 +129,10 @@ class DummySandbox(Sandbox):
         ]
 
     def control_routes(self) -> list[BaseRoute]:
-        return [Route("/_sandbox/payments/{payment_id}/settle", self.settle, methods=["POST"])]
+        return [
+            Route("/_sandbox/payments/{payment_id}/settle", self.settle, methods=["POST"]),
+            Route("/_sandbox/gift_cards", self.issue_gift_card, methods=["POST"]),
+        ]
 
     # -- /v1 -----------------------------------------------------------------------------
 
@@ -141,7 +165,9 @@ class DummySandbox(Sandbox):
         capture = body.get("capture", True)
         if not isinstance(capture, bool):
             raise _invalid("capture", "capture must be true or false")
-        method, outcome = _method_and_outcome(body.get("payment_method"), amount, currency, capture)
+        method, outcome, gift_card = _method_and_outcome(
+            body.get("payment_method"), amount, currency, capture
+        )
         reference = _optional_str(body, "reference")
         return_url = _optional_str(body, "return_url", limit=2048)
         action_url = str(request.base_url).rstrip("/") + "/3ds/"
@@ -157,6 +183,7 @@ class DummySandbox(Sandbox):
                 reference=reference,
                 return_url=return_url,
                 action_url=action_url,
+                gift_card=gift_card,
             ),
         )
 
@@ -241,6 +268,19 @@ class DummySandbox(Sandbox):
         payment_id = request.path_params["payment_id"]
         return JSONResponse(self.ledger.settle(payment_id, succeeded=outcome == "succeeded"))
 
+    async def issue_gift_card(self, request: Request) -> Response:
+        body = await _json_object(request, ("balance", "currency", "token"))
+        balance = body.get("balance")
+        if type(balance) is not int or not 0 <= balance <= MAX_MINOR_UNITS:
+            raise _invalid("balance", "balance must be an integer of minor units, 0 or more")
+        currency = body.get("currency")
+        code = None if currency is None else _currency(currency).code
+        token = body.get("token")
+        if token is not None and not _is_gift_card_number(token):
+            raise _invalid("token", "token must be gc_ and 1 to 64 letters, digits or _")
+        card = self.ledger.issue_gift_card(balance=balance, currency=code, token=token)
+        return JSONResponse(card, status_code=201)
+
     # -- shared --------------------------------------------------------------------------
 
     def _authenticate(self, request: Request) -> None:
@@ -291,16 +331,31 @@ def _back_to_merchant(payment: Payment) -> Response:
 
 def _method_and_outcome(
     method: Any, amount: int, currency: Currency, capture: bool
-) -> tuple[str, str | None]:
-    """The method's type and what paying with it does (see `Ledger.create`)."""
+) -> tuple[str, str | None, str | None]:
+    """The method's type, what paying with it does, and the gift card's number if one.
+
+    See `Ledger.create`: a gift card's outcome is its balance's to decide.
+    """
     if not isinstance(method, dict) or method.get("type") not in PAYMENT_METHODS:
         raise _invalid(
             "payment_method", f"payment_method.type must be one of {', '.join(PAYMENT_METHODS)}"
         )
+    token = method.get("token")
     if method["type"] == "bank_transfer":
         _check_bank_transfer(amount, currency, capture)
-        return "bank_transfer", "processing"
-    token = method.get("token")
+        return "bank_transfer", "processing", None
+    if method["type"] == "gift_card":
+        # A well-formed number the sandbox does not know is a decline (incorrect_number),
+        # as a mistyped card number is; only a malformed one is a bad request.
+        if not _is_gift_card_number(token):
+            raise SandboxError(
+                400,
+                "token_invalid",
+                "payment_method.token of a gift_card must be its number: gc_ and "
+                f"1 to 64 letters, digits or _ (test cards: {', '.join(TEST_GIFT_CARDS)})",
+                param="payment_method.token",
+            )
+        return "gift_card", None, token
     if not isinstance(token, str) or token not in TEST_TOKENS:
         raise SandboxError(
             400,
@@ -308,7 +363,11 @@ def _method_and_outcome(
             f"payment_method.token must be a test token: {', '.join(TEST_TOKENS)}",
             param="payment_method.token",
         )
-    return "card", TEST_TOKENS[token]
+    return "card", TEST_TOKENS[token], None
+
+
+def _is_gift_card_number(token: Any) -> bool:
+    return isinstance(token, str) and _GIFT_CARD_NUMBER.fullmatch(token) is not None
 
 
 def _check_bank_transfer(amount: int, currency: Currency, capture: bool) -> None:

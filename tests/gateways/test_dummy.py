@@ -152,6 +152,7 @@ def test_payment_methods_asks_for_the_amounts_currency_and_reads_minimums(gatewa
     methods = [
         {"type": "card", "display_name": "Card", "min_amount": None},
         {"type": "bank_transfer", "display_name": "Bank transfer", "min_amount": 1000},
+        {"type": "gift_card", "display_name": "Gift card", "min_amount": None},
     ]
     sent, options = drive(gateway.payment_methods(Money(2500, "EUR")), (200, {"data": methods}))
 
@@ -161,7 +162,9 @@ def test_payment_methods_asks_for_the_amounts_currency_and_reads_minimums(gatewa
     assert [(o.type, o.min_amount, o.required_fields) for o in options] == [
         ("card", None, ("token",)),
         ("bank_transfer", Money(1000, "EUR"), ()),
+        ("gift_card", None, ("token",)),
     ]
+    assert options[2].display_name == "Gift card"
     assert {o.gateway for o in options} == {"dummy"}
 
 
@@ -242,12 +245,26 @@ def test_a_bank_transfer_is_processing_until_the_money_arrives(gateway, payment_
     assert result.outcome is Outcome.PROCESSING
 
 
+def test_a_gift_card_is_paid_with_its_number_as_the_token(gateway, payment_request):
+    method = PaymentMethod(type="gift_card", token="gc_test_5000")
+    request = payment_request(payment_method=method)
+    sent, result = drive(gateway.authorize(request), (201, payment()))
+
+    assert json.loads(sent[0].content)["payment_method"] == {
+        "type": "gift_card",
+        "token": "gc_test_5000",
+    }
+    assert result.outcome is Outcome.APPROVED
+
+
 @pytest.mark.parametrize(
     ("code", "reason"),
     [
         ("card_declined", DeclineReason.CARD_DECLINED),
         ("insufficient_funds", DeclineReason.INSUFFICIENT_FUNDS),
         ("expired_card", DeclineReason.EXPIRED_CARD),
+        ("incorrect_number", DeclineReason.INCORRECT_NUMBER),
+        ("currency_not_supported", DeclineReason.CURRENCY_NOT_SUPPORTED),
         ("do_not_honor", DeclineReason.CARD_DECLINED),
     ],
 )

@@ -12,6 +12,7 @@ from paycore.gateways.driver import GatewayDriver, RetryPolicy
 from paycore.gateways.dummy import DummyGateway
 from paycore.gateways.dummy_sandbox import DummySandbox
 from paycore.money import Money
+from paycore.testing import GatewayContract, ProviderTotals
 from paycore.transactions.model import (
     DeclineReason,
     Outcome,
@@ -184,7 +185,10 @@ def test_the_3ds_flow_ends_in_a_status_the_gateway_reads(driver, gateway, http, 
 def test_payment_methods_over_http(driver, gateway):
     options = driver.run(gateway.payment_methods(Money(500, "EUR")), operation="methods")
 
-    assert [option.type for option in options] == ["card"]
+    assert [(option.type, option.required_fields) for option in options] == [
+        ("card", ("token",)),
+        ("gift_card", ("token",)),
+    ]
 
 
 def test_a_wrong_api_key_is_an_auth_error(sandbox, paycore_dummy_server, http, payment_request):
@@ -298,3 +302,159 @@ def test_the_async_driver_runs_the_same_plugin_code(gateway, sandbox, payment_re
     assert asyncio.run(life()) == [Outcome.APPROVED] * 4
     [payment] = payments(sandbox)
     assert (payment["amount_captured"], payment["amount_capturable"]) == (900, 100)
+
+
+# -- gift cards ----------------------------------------------------------------------------
+
+GIFT_CARD = PaymentMethod(type="gift_card", token="gc_test_5000")
+
+
+def gift_card_balance(sandbox: DummySandbox, token: str = "gc_test_5000") -> tuple[int, int]:
+    """What the gift card may still spend, and what its authorizations hold."""
+    card = sandbox.ledger.gift_card(token)
+    assert card is not None
+    return card["balance"], card["held"]
+
+
+def test_a_gift_cards_balance_follows_its_authorization_captures_and_refund(
+    driver, gateway, sandbox, payment_request
+):
+    opening = payment_request(amount=Money(3000, "USD"), payment_method=GIFT_CARD)
+    authorized = driver.run(gateway.authorize(opening), operation="authorize")
+    assert (authorized.outcome, authorized.next_action) == (Outcome.APPROVED, None)
+    assert gift_card_balance(sandbox) == (2000, 3000)
+
+    def then(kind: str, transaction_id: str, amount: int, **changes: Any):
+        follow_up = payment_request(
+            kind,
+            transaction_id,
+            gateway_reference=authorized.gateway_reference,
+            amount=Money(amount, "USD"),
+            **changes,
+        )
+        result = driver.run(getattr(gateway, kind)(follow_up), operation=kind)
+        assert result.outcome is Outcome.APPROVED
+        return gift_card_balance(sandbox)
+
+    assert then("capture", "txn_2", 1000) == (2000, 2000)
+    assert then("capture", "txn_3", 500, final=True) == (3500, 0)  # 1500 released
+    assert then("refund", "txn_4", 1500) == (5000, 0)
+
+
+def test_a_gift_card_void_releases_its_hold(driver, gateway, sandbox, payment_request):
+    opening = payment_request(amount=Money(4500, "USD"), payment_method=GIFT_CARD)
+    authorized = driver.run(gateway.authorize(opening), operation="authorize")
+    void = payment_request("void", "txn_2", gateway_reference=authorized.gateway_reference)
+
+    voided = driver.run(gateway.void(void), operation="void")
+
+    assert (voided.outcome, voided.amount) == (Outcome.APPROVED, Money(4500, "USD"))
+    assert gift_card_balance(sandbox) == (5000, 0)
+
+
+@pytest.mark.parametrize(
+    ("token", "amount", "reason"),
+    [
+        ("gc_test_5000", 5001, DeclineReason.INSUFFICIENT_FUNDS),
+        ("gc_test_empty", 1, DeclineReason.INSUFFICIENT_FUNDS),
+        ("gc_test_mistyped", 100, DeclineReason.INCORRECT_NUMBER),
+    ],
+)
+def test_a_gift_card_that_cannot_pay_is_a_declined_result(
+    driver, gateway, sandbox, payment_request, token, amount, reason
+):
+    method = PaymentMethod(type="gift_card", token=token)
+    sale = payment_request("sale", amount=Money(amount, "USD"), payment_method=method)
+
+    result = driver.run(gateway.sale(sale), operation="sale")
+
+    assert (result.outcome, result.decline_reason) == (Outcome.DECLINED, reason)
+    assert result.gateway_reference.startswith("pay_")
+    assert token not in (result.message or "")
+    assert gift_card_balance(sandbox) == (5000, 0)
+
+
+def test_a_gift_card_sale_whose_answer_was_dropped_is_retried_and_spends_once(
+    driver, gateway, sandbox, payment_request
+):
+    sandbox.queue_faults("drop")
+    sale = payment_request("sale", amount=Money(2000, "USD"), payment_method=GIFT_CARD)
+
+    result = driver.run(gateway.sale(sale), operation="sale")
+
+    assert result.outcome is Outcome.APPROVED
+    assert [p["id"] for p in payments(sandbox)] == [result.gateway_reference]
+    assert gift_card_balance(sandbox) == (3000, 0)
+
+
+def test_concurrent_authorizations_never_hold_more_than_the_gift_card_has(
+    gateway, sandbox, payment_request
+):
+    import asyncio
+
+    from paycore.gateways.driver import AsyncGatewayDriver
+
+    async def authorize_four() -> list[Outcome]:
+        async with (
+            httpx.AsyncClient(trust_env=False) as client,
+            AsyncGatewayDriver(gateway, client=client, hooks=None, retry=FAST_RETRIES) as driver,
+        ):
+            requests = [
+                payment_request(
+                    "authorize",
+                    f"txn_{i}",
+                    amount=Money(2000, "USD"),
+                    payment_method=GIFT_CARD,
+                )
+                for i in range(4)
+            ]
+            results = await asyncio.gather(
+                *(driver.run(gateway.authorize(r), operation="authorize") for r in requests)
+            )
+            return [result.outcome for result in results]
+
+    outcomes = asyncio.run(authorize_four())
+
+    assert sorted(outcomes) == [Outcome.APPROVED] * 2 + [Outcome.DECLINED] * 2
+    assert gift_card_balance(sandbox) == (1000, 4000)
+
+
+def test_gift_card_webhooks_verify_and_normalise(
+    paycore_sandbox_server, paycore_webhook_receiver, http, payment_request
+):
+    sandbox = DummySandbox(webhook_url=paycore_webhook_receiver.url)
+    gateway = gateway_for(sandbox, paycore_sandbox_server(sandbox).url)
+    driver = driver_for(gateway, http)
+    sale = payment_request("sale", amount=Money(1200, "USD"), payment_method=GIFT_CARD)
+    paid = driver.run(gateway.sale(sale), operation="sale")
+
+    (delivery,) = paycore_webhook_receiver.wait_for(1)
+    handled = driver.run(gateway.handle_webhook(delivery.as_request()), operation="webhook")
+
+    (event,) = handled.events
+    assert (event.transaction_type, event.outcome) == (TransactionType.SALE, Outcome.APPROVED)
+    assert (event.gateway_reference, event.transaction_id) == (paid.gateway_reference, "txn_1")
+    assert event.amount == Money(1200, "USD")
+
+
+class TestDummyGiftCardContract(GatewayContract):
+    """The gateway contract once more, every payment paid from a gift card."""
+
+    gateway_name = "dummy"
+    currency = "USD"
+    amount = 2_500  # gc_test_100000 pays forty of them in each test's own sandbox
+    approved = PaymentMethod(type="gift_card", token="gc_test_100000")
+    declined = PaymentMethod(type="gift_card", token="gc_test_unknown")
+    declined_reason = DeclineReason.INCORRECT_NUMBER
+    insufficient_funds = PaymentMethod(type="gift_card", token="gc_test_empty")
+    challenge = None  # gift cards never ask for 3-D Secure
+
+    def provider_totals(self, sandbox: DummySandbox, gateway_reference: str) -> ProviderTotals:
+        payment = sandbox.ledger.get(gateway_reference)
+        succeeded = [op["type"] for op in payment["operations"] if op["status"] == "succeeded"]
+        return ProviderTotals(
+            captured=payment["amount_captured"],
+            refunded=payment["amount_refunded"],
+            captures=succeeded.count("capture"),
+            refunds=succeeded.count("refund"),
+        )

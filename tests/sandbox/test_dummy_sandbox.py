@@ -264,10 +264,13 @@ def test_payment_methods_are_filtered_by_currency_and_minimum_amount(api):
         data = api.get("/v1/payment_methods", params=params).json()["data"]
         return [(method["type"], method["min_amount"]) for method in data]
 
-    assert methods(currency="USD") == [("card", None), ("bank_transfer", 1000)]
-    assert methods(currency="KWD") == [("card", None)]
-    assert methods(currency="EUR", amount="999") == [("card", None)]
-    assert methods(currency="EUR", amount="1000") == [("card", None), ("bank_transfer", 1000)]
+    card, transfer, gift_card = ("card", None), ("bank_transfer", 1000), ("gift_card", None)
+    assert methods(currency="USD") == [card, transfer, gift_card]
+    assert methods(currency="KWD") == [card, gift_card]
+    assert methods(currency="EUR", amount="999") == [card, gift_card]
+    assert methods(currency="EUR", amount="1000") == [card, transfer, gift_card]
+    listed = api.get("/v1/payment_methods", params={"currency": "JPY"}).json()["data"]
+    assert {m["type"]: m["display_name"] for m in listed}["gift_card"] == "Gift card"
     assert error_code(api.get("/v1/payment_methods", params={"currency": "??"})) == (
         400,
         "parameter_invalid",
@@ -512,3 +515,206 @@ def test_declining_on_the_3ds_page_declines_the_payment(api, receiver):
 
 def test_the_3ds_page_of_an_unknown_payment_is_404(api):
     assert api.get("/3ds/pay_nope").status_code == 404
+
+
+# -- gift cards ----------------------------------------------------------------------------
+
+
+def gift_card(token: str = "gc_test_5000") -> dict[str, str]:
+    return {"type": "gift_card", "token": token}
+
+
+def balance(api: httpx.Client, token: str = "gc_test_5000") -> tuple[int, int]:
+    """What the gift card may still spend, and what its authorizations hold."""
+    card = state(api)["gift_cards"][token]
+    return card["balance"], card["held"]
+
+
+def test_the_sandbox_starts_with_the_published_test_gift_cards(api):
+    cards = state(api)["gift_cards"]
+
+    assert {token: (c["balance"], c["held"], c["currency"]) for token, c in cards.items()} == {
+        "gc_test_5000": (5000, 0, None),
+        "gc_test_100000": (100_000, 0, None),
+        "gc_test_empty": (0, 0, None),
+    }
+
+
+def test_a_gift_card_authorization_holds_the_amount_and_captures_take_it(api):
+    payment = new_payment(api, amount=2000, payment_method=gift_card()).json()
+
+    assert (payment["status"], payment["next_action"]) == ("authorized", None)
+    assert payment["payment_method"] == {"type": "gift_card"}
+    assert "gc_test_5000" not in json.dumps(payment)
+    assert balance(api) == (3000, 2000)
+    assert capture(api, payment["id"], 500).status_code == 201
+    assert balance(api) == (3000, 1500)
+    # The final capture takes 700 and gives the 800 still held back to the card.
+    assert capture(api, payment["id"], 700, final=True).status_code == 201
+    assert balance(api) == (3800, 0)
+
+
+def test_a_void_gives_the_gift_cards_hold_back(api):
+    payment_id = new_payment(api, amount=2000, payment_method=gift_card()).json()["id"]
+    capture(api, payment_id, 600)
+
+    void = api.post(f"/v1/payments/{payment_id}/void", json={}).json()
+
+    assert void["amount"] == 1400
+    assert balance(api) == (4400, 0)
+
+
+def test_a_gift_card_sale_takes_the_amount_and_refunds_give_it_back(api):
+    payment = new_payment(api, capture=True, amount=4000, payment_method=gift_card()).json()
+    assert (payment["status"], balance(api)) == ("captured", (1000, 0))
+
+    assert refund(api, payment["id"], 1500).status_code == 201
+    assert balance(api) == (2500, 0)
+    assert refund(api, payment["id"], 2500).status_code == 201
+    assert balance(api) == (5000, 0)
+    assert api.get(f"/v1/payments/{payment['id']}").json()["status"] == "refunded"
+
+
+def test_more_than_the_gift_cards_balance_is_declined_like_a_card_and_takes_nothing(api):
+    new_payment(api, amount=3000, payment_method=gift_card())  # holds 3000 of the 5000
+
+    response = new_payment(api, amount=2001, capture=True, payment_method=gift_card())
+
+    assert error_code(response) == (402, "insufficient_funds")
+    assert response.json()["error"]["type"] == "card_error"
+    declined = api.get(f"/v1/payments/{response.json()['error']['payment_id']}").json()
+    assert (declined["status"], declined["decline_code"]) == ("declined", "insufficient_funds")
+    assert balance(api) == (2000, 3000)
+    assert (
+        new_payment(api, amount=2000, capture=True, payment_method=gift_card()).status_code == 201
+    )
+    assert balance(api) == (0, 3000)
+
+
+def test_an_empty_gift_card_declines_any_amount(api):
+    response = new_payment(api, amount=1, payment_method=gift_card("gc_test_empty"))
+
+    assert error_code(response) == (402, "insufficient_funds")
+    assert balance(api, "gc_test_empty") == (0, 0)
+
+
+def test_an_unknown_gift_card_number_is_declined_as_an_incorrect_number(api):
+    response = new_payment(api, payment_method=gift_card("gc_test_mistyped"))
+
+    assert error_code(response) == (402, "incorrect_number")
+    assert response.json()["error"]["type"] == "card_error"
+    assert "gc_test_mistyped" not in response.text
+    (declined,) = state(api)["payments"]
+    assert (declined["status"], declined["decline_code"]) == ("declined", "incorrect_number")
+
+
+@pytest.mark.parametrize("token", [None, 5000, "tok_visa", "gc_", "gc_a b", "gc_" + "9" * 65])
+def test_a_malformed_gift_card_number_is_refused_and_changes_nothing(api, token):
+    response = new_payment(api, payment_method={"type": "gift_card", "token": token})
+
+    assert error_code(response) == (400, "token_invalid")
+    assert response.json()["error"]["param"] == "payment_method.token"
+    assert state(api)["payments"] == []
+
+
+def test_a_gift_cards_currency_is_fixed_by_its_first_approved_payment(api):
+    too_much = new_payment(api, currency="EUR", amount=6000, payment_method=gift_card())
+    assert error_code(too_much) == (402, "insufficient_funds")
+    assert state(api)["gift_cards"]["gc_test_5000"]["currency"] is None  # a decline fixes none
+
+    new_payment(api, amount=1000, payment_method=gift_card())
+
+    assert state(api)["gift_cards"]["gc_test_5000"]["currency"] == "USD"
+    response = new_payment(api, currency="EUR", amount=100, payment_method=gift_card())
+    assert error_code(response) == (402, "currency_not_supported")
+    assert balance(api) == (4000, 1000)
+
+
+def test_a_replayed_gift_card_payment_spends_once(api):
+    first = new_payment(api, key="key-gc", capture=True, amount=1500, payment_method=gift_card())
+    again = new_payment(api, key="key-gc", capture=True, amount=1500, payment_method=gift_card())
+
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert balance(api) == (3500, 0)
+    assert len(state(api)["payments"]) == 1
+
+
+def test_an_expired_gift_card_authorization_gives_its_hold_back(
+    paycore_sandbox_server, http, clock
+):
+    server = paycore_sandbox_server(DummySandbox(clock=clock))
+    http.base_url = httpx.URL(server.url)
+    http.headers["Authorization"] = f"Bearer {DEFAULT_API_KEY}"
+    try:
+        payment_id = new_payment(http, amount=2000, payment_method=gift_card()).json()["id"]
+        capture(http, payment_id, 500)
+        assert balance(http) == (3000, 1500)
+
+        clock.now += 7 * 24 * 3600 + 1
+
+        assert balance(http) == (4500, 0)
+        assert error_code(capture(http, payment_id, 100)) == (409, "authorization_expired")
+    finally:
+        del http.headers["Authorization"]
+
+
+def test_the_sandbox_issues_gift_cards_on_request(api):
+    issued = api.post("/_sandbox/gift_cards", json={"balance": 250, "currency": "JPY"})
+
+    assert issued.status_code == 201
+    card = issued.json()
+    assert card["token"].startswith("gc_")
+    assert (card["balance"], card["held"], card["currency"]) == (250, 0, "JPY")
+    usd = new_payment(api, amount=100, payment_method=gift_card(card["token"]))
+    assert error_code(usd) == (402, "currency_not_supported")
+    jpy = new_payment(
+        api, currency="JPY", amount=250, capture=True, payment_method=gift_card(card["token"])
+    )
+    assert jpy.status_code == 201
+    assert balance(api, card["token"]) == (0, 0)
+
+
+def test_a_gift_card_number_is_issued_once(api):
+    assert api.post("/_sandbox/gift_cards", json={"balance": 0, "token": "gc_mine"}).is_success
+
+    again = api.post("/_sandbox/gift_cards", json={"balance": 900, "token": "gc_mine"})
+
+    assert error_code(again) == (409, "gift_card_exists")
+    assert balance(api, "gc_mine") == (0, 0)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"balance": -1},
+        {"balance": 1.5},
+        {"balance": True},
+        {"balance": 1, "token": "card_1"},
+        {"balance": 1, "currency": "XYZ"},
+        {"balance": 1, "colour": "blue"},
+    ],
+)
+def test_a_bad_gift_card_to_issue_is_refused(api, body):
+    response = api.post("/_sandbox/gift_cards", json=body)
+
+    assert response.status_code == 400
+    assert set(state(api)["gift_cards"]) == {"gc_test_5000", "gc_test_100000", "gc_test_empty"}
+
+
+def test_gift_card_payments_are_announced_by_webhooks_as_card_payments_are(api, receiver):
+    payment_id = new_payment(api, amount=2000, payment_method=gift_card()).json()["id"]
+    capture(api, payment_id, 2000)
+    new_payment(api, amount=9000, payment_method=gift_card())
+
+    deliveries = receiver.wait_for(3)
+
+    events = [json.loads(delivery.body) for delivery in deliveries]
+    assert sorted(event["type"] for event in events) == [
+        "payment.authorized",
+        "payment.captured",
+        "payment.declined",
+    ]
+    assert {event["data"]["payment"]["payment_method"]["type"] for event in events} == {"gift_card"}
+    assert not any(b"gc_test_5000" in delivery.body for delivery in deliveries)
