@@ -26,6 +26,7 @@ is released too, the next time the checkout is completed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from contextlib import suppress
 from datetime import datetime
@@ -105,6 +106,7 @@ UNSETTLED = frozenset(
 )
 PAY_TYPES = (TransactionType.AUTHORIZE, TransactionType.SALE)
 DEFAULT_OPTIONS_TIMEOUT = 5.0
+_OWNER = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
 
 Tender = tuple[Payment, PaymentTransaction | None]
 
@@ -144,7 +146,7 @@ class Coordination:
     def _create(self, cart: Cart, owner: str, idempotency_key: str | None) -> Steps[Checkout]:
         if not isinstance(cart, Cart):
             raise InvalidRequest(f"cart must be a Cart, not {type(cart).__name__}")
-        check_owner(owner)
+        _check_customer(owner)
         if idempotency_key is not None:
             check_id(idempotency_key, "idempotency_key")
         now = self.clock()
@@ -175,7 +177,7 @@ class Coordination:
         if not isinstance(cart, Cart):
             raise InvalidRequest(f"cart must be a Cart, not {type(cart).__name__}")
         if owner is not None:
-            check_owner(owner)
+            _check_customer(owner)
         amount = cart.total
         names = [
             name
@@ -355,7 +357,7 @@ class Coordination:
         if checkout.status is CheckoutStatus.COMPLETED:
             return checkout
         tenders: list[Tender] = yield DbStep(partial(self._tenders, checkout))
-        if confirm and checkout.status is not CheckoutStatus.FAILED:
+        if confirm:
             for _, transaction in tenders:
                 if transaction is not None and transaction.status in UNSETTLED:
                     # When the provider cannot say, the checkout waits.
@@ -411,7 +413,7 @@ class Coordination:
         customer: Customer | None,
         idempotency_key: str,
     ) -> Steps[StoredMethod]:
-        check_owner(owner)
+        _check_customer(owner)
         self._vault(gateway)
         request = SaveMethodRequest(
             idempotency_key=idempotency_key,
@@ -425,12 +427,12 @@ class Coordination:
         return kept
 
     def _saved_methods(self, owner: str) -> Steps[tuple[StoredMethod, ...]]:
-        check_owner(owner)
+        _check_customer(owner)
         methods: tuple[StoredMethod, ...] = yield DbStep(lambda: self.records.methods_of(owner))
         return methods
 
     def _delete_method(self, owner: str, method_id: str) -> Steps[None]:
-        check_owner(owner)
+        _check_customer(owner)
         check_id(method_id, "method_id")
         stored: StoredMethod = yield DbStep(lambda: self.records.method(owner, method_id))
         self._vault(stored.gateway)
@@ -544,6 +546,11 @@ class Coordination:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _check_customer(owner: Any) -> None:
+    if not isinstance(owner, str) or not _OWNER.fullmatch(owner):
+        raise InvalidRequest("owner must be the customer's id: 1 to 255 printable characters")
 
 
 def _methods_of(

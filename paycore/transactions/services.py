@@ -36,9 +36,10 @@ The logic lives once in `paycore.transactions.orchestration`, as generators of s
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -285,15 +286,16 @@ class PaymentTransactionServices(Orchestration):
         return driver.run_summarized(step.exchange(driver.gateway), operation=str(step.operation))
 
     def _gather(self, step: GatherStep) -> tuple[Any, ...]:
-        if not step.runs:
-            return ()
-        pool = ThreadPoolExecutor(max_workers=len(step.runs), thread_name_prefix="paycore-gather")
-        try:
-            futures = [pool.submit(self._run, run) for run in step.runs]
-            wait(futures, timeout=step.timeout)
-        finally:
-            # A run still going finishes on its own (its driver's timeouts bound it).
-            pool.shutdown(wait=False, cancel_futures=True)
+        futures: list[Future[Any]] = []
+        for run in step.runs:
+            future: Future[Any] = Future()
+            # Daemon threads: a run still going at the deadline finishes on its own (its
+            # driver's timeouts bound it) and never holds up the process's exit.
+            threading.Thread(
+                target=_settle, args=(future, self._run, run), daemon=True, name="paycore-gather"
+            ).start()
+            futures.append(future)
+        wait(futures, timeout=step.timeout)
         return tuple(
             _gathered(future, run, step.timeout)
             for future, run in zip(futures, step.runs, strict=True)
@@ -319,6 +321,13 @@ class PaymentTransactionServices(Orchestration):
                     self._sleep(step.seconds)
             except Exception as exc:
                 error = exc
+
+
+def _settle(future: Future[Any], call: Callable[[RunStep], Any], run: RunStep) -> None:
+    try:
+        future.set_result(call(run))
+    except BaseException as error:
+        future.set_exception(error)
 
 
 def _gathered(future: Future[Any], run: RunStep, timeout: float) -> Any:
