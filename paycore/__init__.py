@@ -12,6 +12,19 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from paycore.checkout.async_service import AsyncCheckoutService
+    from paycore.checkout.model import (
+        CaptureMode,
+        Cart,
+        CartItem,
+        Checkout,
+        CheckoutFailure,
+        CheckoutStatus,
+        PaymentOptions,
+        StoredMethod,
+        Submission,
+    )
+    from paycore.checkout.service import CheckoutService
     from paycore.config import Settings, build_gateways, load_settings
     from paycore.errors import (
         ConfigurationError,
@@ -74,11 +87,19 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncCheckoutService",
     "AsyncGatewayDriver",
     "AsyncPaymentTransactionServices",
     "Capabilities",
+    "CaptureMode",
+    "Cart",
+    "CartItem",
+    "Checkout",
+    "CheckoutFailure",
     "CheckoutKind",
+    "CheckoutService",
     "CheckoutSession",
+    "CheckoutStatus",
     "ConfigurationError",
     "Currency",
     "CurrencyMismatch",
@@ -110,6 +131,7 @@ __all__ = [
     "PaymentBusy",
     "PaymentMethod",
     "PaymentMethodOption",
+    "PaymentOptions",
     "PaymentRequest",
     "PaymentStatus",
     "PaymentTransaction",
@@ -123,6 +145,8 @@ __all__ = [
     "Settings",
     "StateError",
     "Store",
+    "StoredMethod",
+    "Submission",
     "Summarized",
     "TransactionStatus",
     "TransactionType",
@@ -137,6 +161,17 @@ __all__ = [
 ]
 
 _MODULES = {
+    "AsyncCheckoutService": "paycore.checkout.async_service",
+    "CheckoutService": "paycore.checkout.service",
+    "Cart": "paycore.checkout.model",
+    "CartItem": "paycore.checkout.model",
+    "Checkout": "paycore.checkout.model",
+    "CheckoutStatus": "paycore.checkout.model",
+    "CaptureMode": "paycore.checkout.model",
+    "PaymentOptions": "paycore.checkout.model",
+    "StoredMethod": "paycore.checkout.model",
+    "Submission": "paycore.checkout.model",
+    "CheckoutFailure": "paycore.checkout.model",
     "AsyncGatewayDriver": "paycore.gateways.driver",
     "AsyncPaymentTransactionServices": "paycore.transactions.async_services",
     "Capabilities": "paycore.gateways.base",

@@ -27,6 +27,10 @@ EXPECTED = {
     # the ledger and the services
     "Payment", "PaymentTransaction", "PaymentTransactionServices",
     "AsyncPaymentTransactionServices", "Store", "Reconciler", "NotFound",
+    # the checkout
+    "CheckoutService", "AsyncCheckoutService", "Cart", "CartItem", "Checkout",
+    "CheckoutStatus", "CheckoutFailure", "CaptureMode", "PaymentOptions", "StoredMethod",
+    "Submission",
     # settings
     "Settings", "load_settings", "build_gateways",
 }  # fmt: skip
