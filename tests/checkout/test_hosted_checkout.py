@@ -219,3 +219,25 @@ def test_saved_cards_are_listed_paid_without_a_page_and_deleted_at_the_gateway(
         m for m in wooshpay.snapshot()["payment_methods"] if m["id"] == stored.method.token
     ]
     assert method["customer"] is None
+
+
+def test_a_card_the_customer_asked_to_save_is_stored_when_the_checkout_completes(
+    checkout: CheckoutService,
+) -> None:
+    started = checkout.create(cart(3000), owner="customer-9")
+    checkout.add_payment(
+        started.id,
+        Money(3000, "USD"),
+        gateway="wooshpay",
+        payment_method=PaymentMethod(type="card", token="pm_card_visa", save=True),
+    )
+    assert checkout.saved_methods("customer-9") == ()
+
+    assert checkout.submit(started.id).checkout.status is CheckoutStatus.COMPLETED
+
+    (stored,) = checkout.saved_methods("customer-9")
+    assert stored.gateway == "wooshpay"
+    assert stored.method.last4 == "4242"
+    assert stored.method.customer_reference.startswith("cus_")
+    options = checkout.payment_options(cart(1000), owner="customer-9")
+    assert [m.id for m in options.saved] == [stored.id]
