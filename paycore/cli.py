@@ -570,6 +570,76 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} has no TOML form")
 
 
+# -- the web app ---------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Port (0 picks a free one).",
+)
+@click.pass_obj
+def serve(state: _State, host: str, port: int) -> None:
+    """Serve paycore's web app in the foreground until interrupted.
+
+    Providers' webhooks at /webhooks/GATEWAY, customers back from hosted pages at
+    /return/GATEWAY, and /health; one log line per request. Uses the settings'
+    database (run 'paycore db upgrade' first), gateways, [web] and [checkout];
+    webhook_base_url should be the address providers and customers reach it at.
+    """
+    from paycore.config import load_settings
+    from paycore.sandbox.server import base_url, listen_on, serve_forever
+    from paycore.transactions.migrate import head_revision
+    from paycore.web import create_app
+
+    settings = load_settings(state.config_path)
+    if not settings.gateways:
+        raise _Failure(
+            f"{settings.subject}: no gateway is configured, so no webhook can be taken; "
+            "add a [gateways.NAME] table"
+        )
+    with _ledger(state) as (store, shown_url):
+        current = store.current_revision()
+    if current != head_revision():
+        raise _Failure(
+            f"database {shown_url} is at revision {current or 'none'}, not "
+            f"{head_revision()}: run 'paycore db upgrade'"
+        )
+    try:
+        sock = listen_on(host, port)
+    except OSError as error:
+        address = base_url(host, port).removeprefix("http://")
+        hint = "; choose another --port (0 picks a free one)" if error.errno == EADDRINUSE else ""
+        raise _Failure(f"cannot listen on {address}: {error.strerror or error}{hint}") from error
+    try:
+        app = create_app(settings)
+    except BaseException:
+        sock.close()
+        raise
+    url = base_url(host, sock.getsockname()[1])
+    click.echo(f"paycore on {url} (Ctrl-C to stop)")
+    click.echo(f"gateways: {', '.join(settings.gateways)}")
+    if settings.webhook_base_url is None:
+        click.echo("note: webhook_base_url is not set, so checkouts cannot send customers back")
+    _log_requests()
+    serve_forever(app, sock)
+
+
+def _log_requests() -> None:
+    """Show paycore's log lines (one per request, gateway failures) on stderr."""
+    import logging
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("paycore")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 # -- demo ----------------------------------------------------------------------------
 
 

@@ -12,9 +12,22 @@ A settings file::
     plugin = "wooshpay"
     secret_key = "${WOOSHPAY_EU_SECRET_KEY}"
 
+    [web]                            # the webhook and return app (paycore.web)
+    success_url = "https://shop.example/order/thanks"
+    failure_url = "https://shop.example/cart?payment=failed"
+
+    [checkout]
+    capture = "sale"
+
 - ``database_url`` defaults to ``sqlite:///paycore.db``; ``webhook_base_url`` is
   optional; every ``[gateways.<name>]`` key except ``plugin`` is that gateway's config,
   checked against its plugin's JSON Schema.
+- ``[web]`` (`WebSettings`): where a customer back from a hosted page is sent
+  (``success_url``, ``failure_url``, ``pending_url``: absolute http(s) URLs, each
+  optional) and the largest webhook body accepted (``max_body_bytes``, 1 MiB).
+- ``[checkout]`` (`CheckoutSettings`): whether a checkout authorizes (``capture =
+  "authorize"``, captured later) or sells (``"sale"``), and how long gathering
+  payment options may take (``options_timeout``, seconds).
 - ``${NAME}`` in any string is replaced by the environment variable ``NAME``; write
   ``$${`` for a literal ``${``. Keep secrets in the environment, not in the file.
 - The file is the one given to `load_settings`, else the one ``PAYCORE_CONFIG`` names,
@@ -30,12 +43,13 @@ gateway's schema violations. Messages name keys and variables, never values.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from attrs import field, frozen
@@ -50,9 +64,12 @@ __all__ = [
     "CONFIG_ENV",
     "DATABASE_URL_ENV",
     "DEFAULT_DATABASE_URL",
+    "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_SETTINGS_FILE",
+    "CheckoutSettings",
     "GatewaySettings",
     "Settings",
+    "WebSettings",
     "build_gateways",
     "load_settings",
     "redact_url",
@@ -62,10 +79,15 @@ DEFAULT_DATABASE_URL = "sqlite:///paycore.db"
 DEFAULT_SETTINGS_FILE = "paycore.toml"
 CONFIG_ENV = "PAYCORE_CONFIG"
 DATABASE_URL_ENV = "PAYCORE_DATABASE_URL"
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 GatewayClassLookup = Callable[[str], type[Gateway]]
 
-_TOP_LEVEL_KEYS = ("database_url", "webhook_base_url", "gateways")
+_TOP_LEVEL_KEYS = ("database_url", "webhook_base_url", "gateways", "web", "checkout")
+_WEB_URL_KEYS = ("success_url", "failure_url", "pending_url")
+_WEB_KEYS = (*_WEB_URL_KEYS, "max_body_bytes")
+_CHECKOUT_KEYS = ("capture", "options_timeout")
+_CAPTURE_MODES = ("authorize", "sale")
 _GATEWAY_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _PLUGIN_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -129,6 +151,41 @@ class GatewaySettings:
 
 
 @frozen(kw_only=True)
+class WebSettings:
+    """The ``[web]`` table: how `paycore.web` answers customers and providers.
+
+    A customer back from a hosted page is sent to ``success_url`` once the checkout
+    completed, to ``failure_url`` when it failed, and to ``pending_url`` (by default
+    the success URL) while the provider has not said yet. Without such a URL, a short
+    page says the outcome instead. ``max_body_bytes`` bounds a webhook's body: a
+    larger one is refused before it is read.
+    """
+
+    success_url: str | None = None
+    failure_url: str | None = None
+    pending_url: str | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+    @property
+    def waiting_url(self) -> str | None:
+        """Where a customer goes while the outcome is not known yet."""
+        return self.pending_url or self.success_url
+
+
+@frozen(kw_only=True)
+class CheckoutSettings:
+    """The ``[checkout]`` table.
+
+    ``capture``: ``"authorize"`` reserves the money at checkout (captured later, on
+    fulfilment) or ``"sale"`` takes it at once. ``options_timeout``: seconds the
+    gateways have, together, to list their payment options for a cart.
+    """
+
+    capture: Literal["authorize", "sale"] = "authorize"
+    options_timeout: float = 5.0
+
+
+@frozen(kw_only=True)
 class Settings:
     """paycore's settings. ``source`` is the file they were read from, if any."""
 
@@ -137,6 +194,8 @@ class Settings:
     gateways: Mapping[str, GatewaySettings] = field(
         factory=dict, converter=_frozen_mapping, repr=lambda gateways: repr(dict(gateways))
     )
+    web: WebSettings = field(factory=WebSettings)
+    checkout: CheckoutSettings = field(factory=CheckoutSettings)
     source: Path | None = None
 
     @property
@@ -177,6 +236,8 @@ def load_settings(
         database_url=database_url,
         webhook_base_url=_webhook_base_url(data.get("webhook_base_url"), problems),
         gateways=_gateways(data.get("gateways", {}), problems),
+        web=_web(data.get("web", {}), problems),
+        checkout=_checkout(data.get("checkout", {}), problems),
         source=file,
     )
     for gateway in settings.gateways.values():
@@ -294,6 +355,65 @@ def _gateways(value: Any, problems: _Problems) -> dict[str, GatewaySettings]:
             continue
         gateways[name] = GatewaySettings(name=name, plugin=plugin, config=config)
     return gateways
+
+
+def _web(value: Any, problems: _Problems) -> WebSettings:
+    table = _table(value, "web", _WEB_KEYS, problems)
+    urls = {
+        key: _merchant_url(table.get(key), _join("web", key), problems) for key in _WEB_URL_KEYS
+    }
+    limit = table.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)
+    if type(limit) is not int or limit <= 0:
+        # bool is an int in Python; true is not a size.
+        problems.add("web.max_body_bytes", "must be a positive whole number of bytes")
+        limit = DEFAULT_MAX_BODY_BYTES
+    return WebSettings(**urls, max_body_bytes=limit)
+
+
+def _checkout(value: Any, problems: _Problems) -> CheckoutSettings:
+    table = _table(value, "checkout", _CHECKOUT_KEYS, problems)
+    capture = table.get("capture", "authorize")
+    if capture not in _CAPTURE_MODES:
+        problems.add("checkout.capture", 'must be "authorize" or "sale"')
+        capture = "authorize"
+    timeout = table.get("options_timeout", 5.0)
+    if type(timeout) not in (int, float) or not (timeout > 0 and math.isfinite(timeout)):
+        problems.add("checkout.options_timeout", "must be a positive number of seconds")
+        timeout = 5.0
+    return CheckoutSettings(capture=capture, options_timeout=float(timeout))
+
+
+def _table(value: Any, where: str, known: tuple[str, ...], problems: _Problems) -> dict[str, Any]:
+    """The settings table ``where``, its unknown keys reported; empty when it is no table."""
+    if not isinstance(value, dict):
+        problems.add(where, f"must be a table of settings, not {_toml_type(value)}")
+        return {}
+    for key in value:
+        if key not in known:
+            problems.add(_join(where, key), f"unknown setting{_did_you_mean(key, known)}")
+    return value
+
+
+def _merchant_url(value: Any, where: str, problems: _Problems) -> str | None:
+    """An absolute http(s) URL customers are sent to, or None when not set."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        problems.add(where, f"must be a string, not {_toml_type(value)}")
+        return None
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        parts = None
+    # No whitespace or control characters: the URL goes into a Location header.
+    printable = value.isprintable() and not any(c.isspace() for c in value)
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        problems.add(where, "must be an absolute http(s) URL such as https://shop.example/thanks")
+        return None
+    if not printable:
+        problems.add(where, "must not contain spaces or control characters")
+        return None
+    return value
 
 
 # -- problems --------------------------------------------------------------------------

@@ -14,10 +14,11 @@ import textwrap
 import threading
 import time
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 from click.testing import CliRunner, Result
 
@@ -31,6 +32,9 @@ from paycore.transactions.store import Store
 
 if TYPE_CHECKING:
     from tests.conftest import FakeSite
+
+    from paycore.gateways.dummy_sandbox import DummySandbox
+    from paycore.sandbox.server import SandboxServer
 
 SENTINEL = "sk_live_SENTINEL_0cc175b9c0f1b6a8"
 
@@ -420,3 +424,117 @@ def test_help_is_available_for_every_level(args: list[str]) -> None:
 
     assert result.exit_code == 0
     assert "Usage: " in result.stdout
+
+
+# -- the web app ---------------------------------------------------------------------
+
+
+def _web_settings(
+    tmp_path: Path, gateway: Mapping[str, Any] | None, *, migrate: bool = True
+) -> Path:
+    """A settings file: a SQLite ledger (migrated unless told) and the dummy gateway."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    if migrate:
+        store = Store.connect(url)
+        try:
+            store.upgrade()
+        finally:
+            store.close()
+    lines = [f'database_url = "{url}"', 'webhook_base_url = "https://shop.example/paycore"']
+    if gateway is not None:
+        lines.append("[gateways.dummy]")
+        lines += [f'{key} = "{value}"' for key, value in gateway.items()]
+    path = tmp_path / "paycore.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+class _WebServing(Serving):
+    """``paycore … serve …`` in a subprocess, its output read line by line."""
+
+    def __init__(self, *args: str) -> None:  # the command differs; the reading is the same
+        self.process = subprocess.Popen(  # noqa: S603 - our own console script
+            [_console_script(), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        self.lines = queue.Queue()
+        self.output = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+
+def test_serve_runs_the_web_app_from_the_settings_until_stopped(
+    tmp_path: Path,
+    http: httpx.Client,
+    paycore_dummy_sandbox: DummySandbox,
+    paycore_dummy_server: SandboxServer,
+) -> None:
+    config = _web_settings(tmp_path, paycore_dummy_sandbox.gateway_config(paycore_dummy_server.url))
+    serving = _WebServing("--config", str(config), "serve", "--port", "0")
+    try:
+        url = serving.read_until(r"paycore on (http://127\.0\.0\.1:\d+) ")[1]
+
+        health = http.get(f"{url}/health")
+        unknown = http.post(f"{url}/webhooks/nosuchpay", content=b"{}")
+        logged = serving.read_until(r"POST /webhooks/nosuchpay 404 .*reason=unknown_gateway")
+    finally:
+        serving.stop()
+
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "store": "ok", "gateways": ["dummy"]}
+    assert unknown.status_code == 404
+    assert "paycore.web" in logged.string
+    assert paycore_dummy_sandbox.webhook_secrets[0] not in "".join(serving.output)
+
+
+def test_serve_on_a_port_in_use_is_a_one_line_error(
+    tmp_path: Path, paycore_dummy_sandbox: DummySandbox
+) -> None:
+    config = _web_settings(tmp_path, paycore_dummy_sandbox.gateway_config("http://127.0.0.1:9"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        result = run("--config", str(config), "serve", "--port", str(port))
+
+    line = assert_one_line_error(result, exit_code=1)
+    assert line.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
+    assert "--port" in line
+
+
+def test_serve_on_a_database_not_migrated_says_to_upgrade_it(
+    tmp_path: Path, paycore_dummy_sandbox: DummySandbox
+) -> None:
+    gateway = paycore_dummy_sandbox.gateway_config("http://127.0.0.1:9")
+    config = _web_settings(tmp_path, gateway, migrate=False)
+
+    result = run("--config", str(config), "serve", "--port", "0")
+
+    line = assert_one_line_error(result, exit_code=1)
+    assert line.endswith("run 'paycore db upgrade'")
+    assert line.startswith(f"error: database sqlite:///{tmp_path / 'ledger.db'} is at revision")
+
+
+def test_serve_without_a_gateway_is_a_one_line_error(tmp_path: Path) -> None:
+    config = _web_settings(tmp_path, None)
+
+    result = run("--config", str(config), "serve", "--port", "0")
+
+    line = assert_one_line_error(result, exit_code=1)
+    assert "no gateway is configured" in line
+
+
+def test_serve_with_bad_web_settings_lists_the_problems(tmp_path: Path) -> None:
+    config = tmp_path / "paycore.toml"
+    config.write_text('[web]\nsuccess_url = "/thanks"\n', encoding="utf-8")
+
+    result = run("--config", str(config), "serve")
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"error: settings file {config}: 1 problem",
+        "  - web.success_url: must be an absolute http(s) URL such as https://shop.example/thanks",
+    ]

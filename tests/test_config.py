@@ -12,8 +12,11 @@ from attrs import frozen
 from paycore import plugins
 from paycore.config import (
     DEFAULT_DATABASE_URL,
+    DEFAULT_MAX_BODY_BYTES,
+    CheckoutSettings,
     GatewaySettings,
     Settings,
+    WebSettings,
     build_gateways,
     load_settings,
     redact_url,
@@ -273,8 +276,8 @@ def test_every_problem_is_listed_at_once(tmp_path: Path) -> None:
 
     assert problems_of(path, {}) == (
         "database_url: must be a string, not an integer",
-        "databse_url: unknown setting (known: database_url, webhook_base_url, gateways); "
-        "did you mean 'database_url'?",
+        "databse_url: unknown setting (known: database_url, webhook_base_url, gateways, web, "
+        "checkout); did you mean 'database_url'?",
         "gateways.Bad: a gateway name is lowercase letters, digits, '_' and '-', starting "
         "with a letter or digit (it appears in webhook URLs)",
         "gateways.eu.api_key: is required",
@@ -508,3 +511,116 @@ def test_an_installed_plugin_s_schema_problems_are_listed(tmp_path: Path) -> Non
         "gateways.dummy.base_url: does not have the expected format",
         "gateways.dummy.webhook_secret: is required",
     )
+
+
+# -- [web] and [checkout] ------------------------------------------------------------
+
+
+def test_without_web_and_checkout_tables_their_defaults_apply(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, 'database_url = "sqlite:///shop.db"\n'), {})
+
+    assert settings.web == WebSettings()
+    assert (settings.web.success_url, settings.web.failure_url, settings.web.waiting_url) == (
+        None,
+        None,
+        None,
+    )
+    assert settings.web.max_body_bytes == DEFAULT_MAX_BODY_BYTES == 1024 * 1024
+    assert settings.checkout == CheckoutSettings(capture="authorize", options_timeout=5.0)
+
+
+def test_web_and_checkout_tables_are_read(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        [web]
+        success_url = "https://shop.example/thanks?lang=${SHOP_LANG}"
+        failure_url = "https://shop.example/cart"
+        max_body_bytes = 65536
+
+        [checkout]
+        capture = "sale"
+        options_timeout = 2
+        """,
+    )
+
+    settings = load_settings(path, {"SHOP_LANG": "de"})
+
+    assert settings.web == WebSettings(
+        success_url="https://shop.example/thanks?lang=de",
+        failure_url="https://shop.example/cart",
+        max_body_bytes=65536,
+    )
+    assert settings.web.waiting_url == "https://shop.example/thanks?lang=de"
+    assert settings.checkout == CheckoutSettings(capture="sale", options_timeout=2.0)
+    assert isinstance(settings.checkout.options_timeout, float)
+
+
+def test_a_pending_url_is_where_waiting_customers_go(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        [web]
+        success_url = "https://shop.example/thanks"
+        pending_url = "http://shop.example/waiting"
+        """,
+    )
+
+    assert load_settings(path, {}).web.waiting_url == "http://shop.example/waiting"
+
+
+def test_every_problem_of_the_web_and_checkout_tables_is_listed_at_once(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        [web]
+        success_url = "/thanks"
+        failure_url = "javascript:alert(1)"
+        pending_url = 3
+        max_body_bytes = 0
+        sucess_url = "https://shop.example/thanks"
+
+        [checkout]
+        capture = "later"
+        options_timeout = true
+        """,
+    )
+
+    assert problems_of(path, {}) == (
+        'checkout.capture: must be "authorize" or "sale"',
+        "checkout.options_timeout: must be a positive number of seconds",
+        "web.failure_url: must be an absolute http(s) URL such as https://shop.example/thanks",
+        "web.max_body_bytes: must be a positive whole number of bytes",
+        "web.pending_url: must be a string, not an integer",
+        "web.success_url: must be an absolute http(s) URL such as https://shop.example/thanks",
+        "web.sucess_url: unknown setting (known: success_url, failure_url, pending_url, "
+        "max_body_bytes); did you mean 'success_url'?",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('web = "on"', "web: must be a table of settings, not a string"),
+        ("checkout = 1", "checkout: must be a table of settings, not an integer"),
+        (
+            '[web]\nsuccess_url = "https://shop.example/a\\nLocation: https://evil.example"',
+            "web.success_url: must not contain spaces or control characters",
+        ),
+        ("[web]\nmax_body_bytes = 1.5", "web.max_body_bytes: must be a positive whole number"),
+        ("[checkout]\noptions_timeout = -1", "checkout.options_timeout: must be a positive"),
+        ("[checkout]\noptions_timeout = inf", "checkout.options_timeout: must be a positive"),
+    ],
+    ids=[
+        "web not a table",
+        "checkout not a table",
+        "header injection",
+        "fraction",
+        "negative",
+        "inf",
+    ],
+)
+def test_a_bad_web_or_checkout_setting_is_named(tmp_path: Path, text: str, problem: str) -> None:
+    (found,) = problems_of(write(tmp_path, text + "\n"), {})
+
+    assert found.startswith(problem)
