@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -735,4 +735,30 @@ def _event_transaction(
                 return transaction
     if event.transaction_type in states.CREATING and len(candidates) == 1:
         return candidates[0]
-    return None
+    return _in_flight(candidates, event)
+
+
+# Clocks differ: an event may say it happened a little before paycore wrote ahead.
+_EVENT_CLOCK_SKEW = timedelta(seconds=30)
+
+
+def _in_flight(
+    candidates: list[PaymentTransaction], event: GatewayEvent
+) -> PaymentTransaction | None:
+    """The one transaction of the event's type still on its way, if the event is its.
+
+    A webhook may overtake the answer to the request it reports: the refund is done at
+    the provider, the event names the provider's new refund id, and the ledger has
+    not recorded that id yet. One mutation at a time is in flight per payment, so a
+    single unresolved transaction of that type without a provider id, for the event's
+    amount and written before the event happened, is the one it reports.
+    """
+    waiting = [t for t in candidates if t.gateway_transaction_id is None and t.status in UNRESOLVED]
+    if len(waiting) != 1:
+        return None
+    (transaction,) = waiting
+    if event.amount is not None and event.amount != transaction.amount:
+        return None
+    if event.occurred_at < transaction.created_at - _EVENT_CLOCK_SKEW:
+        return None
+    return transaction

@@ -362,3 +362,75 @@ def test_a_capture_that_succeeds_after_the_authorization_expired_still_counts(
     assert payment.captured == usd(400)
     assert payment.status is PaymentStatus.CAPTURED
     assert problems(payment, services.list_transactions(payment.id)) == []
+
+
+def _refund_event(
+    services: PaymentTransactionServices, payment: Payment, amount: Money, **changes: object
+) -> GatewayEvent:
+    """The provider's "refund succeeded" naming its own refund id, not paycore's."""
+    fields: dict[str, object] = {
+        "gateway": "dummy",
+        "event_id": "evt_refund_early",
+        "event_type": "payment.refunded",
+        "occurred_at": services.clock(),
+        "transaction_type": TransactionType.REFUND,
+        "outcome": Outcome.APPROVED,
+        "gateway_reference": services.get_payment(payment.id).gateway_reference,
+        "transaction_reference": "op_refund_new",
+        "amount": amount,
+    }
+    return GatewayEvent(**{**fields, **changes})  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def captured(services: PaymentTransactionServices) -> Payment:
+    payment = services.create_payment(
+        usd(1000), gateway="dummy", payment_method=PaymentMethod(type="card", token="tok_visa")
+    )
+    services.sale(payment.id)
+    return payment
+
+
+def test_a_webhook_that_overtakes_the_answer_settles_the_transaction_on_its_way(
+    services: PaymentTransactionServices, captured: Payment
+) -> None:
+    ledger = services.ledger
+    begun = ledger.begin(captured.id, TransactionType.REFUND, usd(300), idempotency_key="r1")
+
+    result = services.apply_event("dummy", _refund_event(services, captured, usd(300)))
+
+    assert result.disposition == "applied"
+    refund = services.get_transaction(begun.transaction.id)
+    assert refund.status is TransactionStatus.SUCCEEDED
+    assert refund.gateway_transaction_id == "op_refund_new"
+    assert services.get_payment(captured.id).refunded == usd(300)
+    # The answer arriving afterwards finds it settled and changes nothing.
+    late = ledger.record(
+        begun.transaction.id,
+        Settlement(status=TransactionStatus.SUCCEEDED, gateway_transaction_id="op_refund_new"),
+    )
+    assert not late.changed
+    assert services.get_payment(captured.id).refunded == usd(300)
+
+
+@pytest.mark.parametrize(
+    ("amount", "changes"),
+    [
+        pytest.param(usd(299), {}, id="another amount"),
+        pytest.param(usd(300), {"occurred_at_shift": -120}, id="before it was written"),
+    ],
+)
+def test_an_event_that_cannot_be_the_one_on_its_way_is_unmatched(
+    services: PaymentTransactionServices,
+    captured: Payment,
+    amount: Money,
+    changes: dict[str, int],
+) -> None:
+    begun = services.ledger.begin(
+        captured.id, TransactionType.REFUND, usd(300), idempotency_key="r1"
+    )
+    shift = timedelta(seconds=changes.get("occurred_at_shift", 0))
+    event = _refund_event(services, captured, amount, occurred_at=services.clock() + shift)
+
+    assert services.apply_event("dummy", event).disposition == "unmatched"
+    assert services.get_transaction(begun.transaction.id).status is TransactionStatus.PENDING
