@@ -9,16 +9,17 @@ a void of the rest; and a second payment whose card is declined. Each row shows 
 ledger's totals beside the provider's own. Every webhook the sandbox sent is then
 verified by the gateway and applied to the ledger, which already knew each outcome.
 
-Then a hosted checkout through WooshPay's sandbox and one through MilkyPay's
-(`paycore.demo_checkout`): paid on the provider's page, settled by its signed webhook,
-captured in part and refunded in part.
+Then a checkout through paycore's web app for each provider plugin
+(`paycore.demo_checkout`): payment options, split tender (a gift card and the
+provider's hosted page), paid on the page, the webhook and the customer's return in
+either order, the order complete; then a partial capture and refund of it.
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -101,25 +102,68 @@ def _webhook_line(sent: int, delivered: int, dispositions: dict[str, int]) -> st
 
 
 def _checkout(console: Console, database_url: str, loopback: httpx.Client, currency: str) -> None:
-    for name in demo_checkout.CHECKOUT_GATEWAYS:
+    for index, name in enumerate(demo_checkout.CHECKOUT_GATEWAYS):
         if not demo_checkout.available(name):
-            console.print(f"(the {name} plugin is not installed: no hosted checkout through it)")
+            console.print(f"(the {name} plugin is not installed: no checkout through it)")
             continue
-        tour = demo_checkout.checkout_tour(name, database_url, loopback, currency)
+        tour = demo_checkout.checkout_tour(
+            name, database_url, loopback, currency, return_first=index % 2 == 1
+        )
+        console.print()
+        console.print(
+            f"[bold]A checkout through {tour.display_name}'s sandbox and paycore's web app[/]"
+        )
+        offered = "; ".join(
+            f"{gateway}: {', '.join(types)}" for gateway, types in tour.options.items()
+        )
+        console.print(f"payment options for the cart: {offered}")
         table = _table(tour.steps, tour.currency)
-        table.title = f"A hosted checkout through {tour.display_name}'s sandbox"
+        table.title = (
+            f"split tender: {tour.gift_card.amount} on a gift card, {tour.payment.amount} on "
+            f"{tour.display_name}'s page"
+        )
         console.print(table)
-        console.print(_webhook_line(tour.sent, tour.delivered, tour.dispositions))
-        payment = tour.steps[-1].payment
-        ours = (payment.captured.minor_units, payment.refunded.minor_units)
-        if ours != (tour.captured_at_provider, tour.refunded_at_provider):
-            console.print(f"[red]ledger and provider disagree on {payment.id}[/]")
-        else:
-            released = ", and the rest of the authorization was released" if tour.authorized else ""
-            console.print(
-                f"ledger = provider: {payment.id} captured {payment.captured}, refunded "
-                f"{payment.refunded}{released}"
-            )
+        console.print(_completion_line(tour))
+        console.print(_events_line(tour.webhooks))
+        console.print(_tour_agreement(tour))
+
+
+def _completion_line(tour: demo_checkout.Tour) -> str:
+    if tour.first == "webhook":
+        how = (
+            "completed by the webhook; the customer's return found it done and landed on "
+            f"{tour.landed_on}"
+        )
+    else:
+        how = (
+            f"completed by the customer's return (confirmed with {tour.display_name}); the "
+            f"webhook, held back, came after and changed nothing; the customer landed on "
+            f"{tour.landed_on}"
+        )
+    return f"order {tour.order_id}: {how}"
+
+
+def _events_line(dispositions: Mapping[str, int]) -> str:
+    events = sum(dispositions.values())
+    return (
+        f"the web app took {events} events from the provider: "
+        f"{dispositions.get('applied', 0)} moved a transaction, "
+        f"{dispositions.get('ignored', 0)} confirmed what was already recorded, "
+        f"{dispositions.get('duplicate', 0)} repeated one already applied"
+    )
+
+
+def _tour_agreement(tour: demo_checkout.Tour) -> str:
+    payment, gift = tour.payment, tour.gift_card
+    ours = (payment.captured.minor_units, payment.refunded.minor_units)
+    theirs = (tour.captured_at_provider, tour.refunded_at_provider)
+    if ours != theirs or gift.capturable.minor_units != tour.gift_card_at_provider:
+        return f"[red]ledger and provider disagree on {payment.id} or {gift.id}[/]"
+    released = ", the rest of the authorization released" if tour.authorized else ""
+    return (
+        f"ledger = provider: {payment.id} captured {payment.captured}, refunded "
+        f"{payment.refunded}{released}; the gift card holds {gift.capturable} for the order"
+    )
 
 
 def _payments(

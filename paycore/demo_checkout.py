@@ -1,39 +1,60 @@
-"""`paycore demo`, second part: a hosted checkout through each provider plugin's sandbox.
+"""`paycore demo`, second part: a checkout through paycore's web app, for each provider.
 
-The payment is authorized (or, where the provider only sells, paid) on the provider's
-own page: the services record the transaction ``requires_action`` with the page as its
-next action; a customer (here an HTTP client doing what a browser does) opens the page
-and pays with a test card; the provider's webhook (a signed callback on the Corefy
-platform; on XPAY an unsigned one the gateway confirms by asking XPAY), verified by the
-gateway, settles it in the ledger. Then a partial capture of an authorization (each
-provider captures once: the rest is released) and a partial refund, each compared with
-the provider's own totals. It runs for WooshPay, MilkyPay and XPAY.
+A merchant on loopback: paycore's web app (`paycore.web.create_app`) receiving the
+providers' webhooks and the customers back from hosted pages, the dummy provider's
+sandbox for gift cards, and the provider's sandbox. The tour:
 
-The plugins are found through their entry points like any other; one not installed is
-skipped with a note.
+1. the payment options for the cart (every configured gateway, asked at once);
+2. split tender: 20.00 on a gift card (the dummy provider), the rest on the
+   provider's hosted page;
+3. submit: the gift card is authorized, the provider's page opened;
+4. the customer (an HTTP client doing what a browser does) pays on the page and is
+   sent back to the web app's ``/return/{gateway}``;
+5. the provider's webhook and the customer's return reach the web app, in either
+   order (the first provider's webhook comes first, the next one's return: its
+   webhooks are held back): whichever is first completes the checkout, the other
+   changes nothing; the customer lands on the merchant's success page with the order;
+6. on the order: a partial capture of the provider's payment (where it authorizes) and
+   a partial refund, each compared with the provider's own totals.
+
+It runs for WooshPay, MilkyPay and XPAY; the plugins are found through their entry
+points like any other, and one not installed is skipped with a note.
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from attrs import frozen
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from paycore import plugins
+from paycore.checkout import CheckoutService, CheckoutStatus
+from paycore.config import GatewaySettings, Settings, WebSettings
 from paycore.errors import PluginError
-from paycore.gateways.driver import GatewayDriver
+from paycore.gateways.base import Gateway
+from paycore.gateways.driver import AsyncGatewayDriver, GatewayDriver
+from paycore.gateways.dummy import DummyGateway
+from paycore.gateways.dummy_sandbox import DummySandbox
 from paycore.money import Money
 from paycore.sandbox.base import Sandbox
 from paycore.sandbox.browser import submit_form
+from paycore.sandbox.faults import FaultPlan
 from paycore.sandbox.server import SandboxServer
-from paycore.sandbox.webhook_receiver import ReceivedWebhook, WebhookReceiver
+from paycore.sandbox.webhook_receiver import ReceivedWebhook
+from paycore.transactions.async_services import AsyncPaymentTransactionServices
 from paycore.transactions.records import Payment, PaymentTransaction
 from paycore.transactions.services import PaymentTransactionServices
 from paycore.transactions.store import Store
+from paycore.web import create_app
 
 __all__ = [
     "CHECKOUT_GATEWAYS",
@@ -47,7 +68,15 @@ __all__ = [
 
 # The sandboxes' test card that pays without a challenge (sandbox only, never a real card).
 TEST_CARD = "4242424242424242"
-RETURN_URL = "https://shop.example/checkout/return"
+# The dummy sandbox's test gift card (sandbox only).
+GIFT_CARD = "gc_test_100000"
+SHOP = "https://shop.example"
+SUCCESS_URL = f"{SHOP}/order/thanks"
+FAILURE_URL = f"{SHOP}/cart?payment=failed"
+TOTAL = 4999
+GIFT_PART = 2000
+# How long the return-first tour holds the provider's webhooks back.
+HELD_BACK = 1.0
 
 
 def _wooshpay_totals(state: Mapping[str, Any], reference: str, currency: str) -> tuple[int, int]:
@@ -103,18 +132,23 @@ class Step:
 
 @frozen
 class Tour:
-    """What the checkout part did: its steps, the webhooks, the provider's totals."""
+    """What the checkout did: its steps, how it completed, and the providers' totals."""
 
     gateway: str
     display_name: str
     currency: str
     authorized: bool  # on the page: an authorization, captured in part; else a sale
+    options: Mapping[str, tuple[str, ...]]  # gateway -> the method types it offered
     steps: list[Step]
-    sent: int
-    delivered: int
-    dispositions: dict[str, int]
+    first: str  # "webhook" or "return": which one completed the checkout
+    order_id: str
+    landed_on: str  # where the customer's browser ended
+    webhooks: Mapping[str, int]  # the web app's dispositions of the provider's events
+    payment: Payment  # the provider's payment, in the end
     captured_at_provider: int
     refunded_at_provider: int
+    gift_card: Payment
+    gift_card_at_provider: int  # what the dummy holds for it (authorized, not captured)
 
 
 def available(gateway: str) -> bool:
@@ -127,108 +161,248 @@ def available(gateway: str) -> bool:
 
 
 def checkout_tour(
-    gateway_name: str, database_url: str, loopback: httpx.Client, currency: str
+    gateway_name: str,
+    database_url: str,
+    loopback: httpx.Client,
+    currency: str,
+    *,
+    return_first: bool = False,
 ) -> Tour:
-    """Run the hosted checkout against a fresh sandbox of ``gateway_name``, on the ledger
-    at ``database_url``, in ``currency`` unless the provider takes only its own."""
+    """Run the checkout through ``gateway_name``'s sandbox and paycore's web app, on the
+    ledger at ``database_url``, in ``currency`` unless the provider takes only its own.
+    ``return_first``: the customer's return reaches the web app before the webhook."""
     how = CHECKOUT_GATEWAYS[gateway_name]
     currency = how.currency or currency
-    receiver = WebhookReceiver()
-    with SandboxServer(receiver.app()) as hooks_server:
-        receiver.base_url = hooks_server.url
-        sandbox: Sandbox = plugins.sandbox_class(gateway_name)(webhook_url=receiver.url)
-        with SandboxServer(sandbox.app()) as server:
-            gateway = plugins.gateway_class(gateway_name).from_config(
-                sandbox.gateway_config(server.url)
-            )
-            driver = GatewayDriver(gateway, client=loopback, hooks=None)
-            with PaymentTransactionServices(
-                Store.connect(database_url), {gateway_name: driver}, hooks=None
-            ) as services:
-                webhooks = _Webhooks(services, gateway_name, receiver)
-                steps = _steps(
-                    services, gateway_name, sandbox, webhooks, loopback, currency, how.authorizes
-                )
-                sandbox.wait_for_webhooks()
-                webhooks.apply()
-                sandbox.close()
-            reference = steps[-1].payment.gateway_reference or ""
-            captured, refunded = how.totals(sandbox.snapshot(), reference, currency)
-            return Tour(
-                gateway=gateway_name,
-                display_name=gateway.display_name,
-                currency=currency,
-                authorized=how.authorizes,
-                steps=steps,
-                sent=len(sandbox.events),
-                delivered=len(receiver.received),
-                dispositions=webhooks.dispositions,
-                captured_at_provider=captured,
-                refunded_at_provider=refunded,
-            )
+    port = _free_port()
+    app_url = f"http://127.0.0.1:{port}"
+    gift_sandbox = DummySandbox(webhook_url=f"{app_url}/webhooks/dummy")
+    held = FaultPlan(webhook_delay=HELD_BACK) if return_first else None
+    sandbox: Sandbox = plugins.sandbox_class(gateway_name)(
+        webhook_url=f"{app_url}/webhooks/{gateway_name}", faults=held
+    )
+    with (
+        SandboxServer(gift_sandbox.app()) as gift_server,
+        SandboxServer(sandbox.app()) as provider_server,
+    ):
+        configs = {
+            "dummy": gift_sandbox.gateway_config(gift_server.url),
+            gateway_name: sandbox.gateway_config(provider_server.url),
+        }
+        gateways: dict[str, Gateway] = {
+            "dummy": DummyGateway.from_config(configs["dummy"]),
+            gateway_name: plugins.gateway_class(gateway_name).from_config(configs[gateway_name]),
+        }
+        settings = _settings(database_url, app_url, gateway_name, configs)
+        with (
+            _web_app(settings, gateways, port),
+            _services(database_url, gateways, loopback) as (services),
+        ):
+            shop = CheckoutService(services, return_base_url=app_url)
+            run = _Run(shop, services, sandbox, gift_sandbox, loopback, gateway_name, currency)
+            run.go(return_first=return_first, authorizes=how.authorizes)
+            sandbox.wait_for_webhooks()
+            gift_sandbox.wait_for_webhooks()
+            sandbox.close()
+            gift_sandbox.close()
+            payment = services.get_payment(run.provider_payment)
+            gift = services.get_payment(run.gift_payment)
+            webhooks = _dispositions(services.store, gateway_name)
+    captured, refunded = how.totals(sandbox.snapshot(), payment.gateway_reference or "", currency)
+    (held_by_dummy,) = [
+        p["amount_capturable"]
+        for p in gift_sandbox.snapshot()["payments"]
+        if p["id"] == gift.gateway_reference
+    ]
+    return Tour(
+        gateway=gateway_name,
+        display_name=gateways[gateway_name].display_name,
+        currency=currency,
+        authorized=how.authorizes,
+        options=run.options,
+        steps=run.steps,
+        first=run.first,
+        order_id=run.order_id,
+        landed_on=run.landed_on,
+        webhooks=webhooks,
+        payment=payment,
+        captured_at_provider=captured,
+        refunded_at_provider=refunded,
+        gift_card=gift,
+        gift_card_at_provider=held_by_dummy,
+    )
 
 
-def _steps(
-    services: PaymentTransactionServices,
-    gateway: str,
-    sandbox: Sandbox,
-    webhooks: _Webhooks,
-    browser: httpx.Client,
-    currency: str,
-    authorizes: bool,
-) -> list[Step]:
-    steps: list[Step] = []
-
-    def step(label: str, call: Callable[[], PaymentTransaction]) -> PaymentTransaction:
-        started = time.perf_counter()
-        transaction = call()
-        elapsed = (time.perf_counter() - started) * 1000
-        payment = services.get_payment(transaction.payment_id)
-        steps.append(Step(label, transaction, payment, elapsed))
-        return transaction
-
-    payment = services.create_payment(Money(4999, currency), gateway=gateway, return_url=RETURN_URL)
-    open_page = services.authorize if authorizes else services.sale
-    opened = step("hosted page opened", lambda: open_page(payment.id, checkout="hosted_page"))
-    assert opened.next_action is not None, "the checkout page has no address"
-    page = opened.next_action.url
-
-    def pay_on_the_page() -> PaymentTransaction:
-        answer = submit_form(browser, page, "pay", {"card_number": TEST_CARD})
-        if answer.status_code != 303 or not answer.headers["location"].startswith(RETURN_URL):
-            raise RuntimeError(f"the checkout page answered {answer.status_code}, not a redirect")
-        # The provider tells the merchant by webhook: apply what has arrived so far.
-        sandbox.wait_for_webhooks()
-        webhooks.apply()
-        return services.get_transaction(opened.id)
-
-    step("customer paid, webhook", pay_on_the_page)
-    if authorizes:
-        step("capture (partial)", lambda: services.capture(payment.id, Money(3000, currency)))
-    step("refund (partial)", lambda: services.refund(payment.id, Money(1000, currency)))
-    return steps
-
-
-class _Webhooks:
-    """The deliveries the merchant's endpoint received, each verified and applied once."""
+class _Run:
+    """The customer's and the merchant's steps of one tour."""
 
     def __init__(
-        self, services: PaymentTransactionServices, gateway: str, receiver: WebhookReceiver
+        self,
+        shop: CheckoutService,
+        services: PaymentTransactionServices,
+        sandbox: Sandbox,
+        gift_sandbox: DummySandbox,
+        browser: httpx.Client,
+        gateway: str,
+        currency: str,
     ) -> None:
-        self.services = services
-        self.gateway = gateway
-        self.receiver = receiver
-        self.dispositions: dict[str, int] = {}
-        self._applied = 0
+        self.shop, self.services, self.browser = shop, services, browser
+        self.sandbox, self.gift_sandbox = sandbox, gift_sandbox
+        self.gateway, self.currency = gateway, currency
+        self.steps: list[Step] = []
+        self.options: dict[str, tuple[str, ...]] = {}
+        self.first = self.order_id = self.landed_on = ""
+        self.gift_payment = self.provider_payment = ""
 
-    def apply(self) -> None:
-        deliveries = self.receiver.received[self._applied :]
-        self._applied += len(deliveries)
-        driver = self.services.drivers[self.gateway]
-        for name, count in webhook_dispositions(
-            self.services, self.gateway, driver, deliveries
-        ).items():
-            self.dispositions[name] = self.dispositions.get(name, 0) + count
+    def step(self, label: str, call: Callable[[], PaymentTransaction]) -> PaymentTransaction:
+        started = time.perf_counter()
+        transaction = call()
+        return self.record(label, transaction, (time.perf_counter() - started) * 1000)
+
+    def record(
+        self, label: str, transaction: PaymentTransaction, elapsed_ms: float
+    ) -> PaymentTransaction:
+        payment = self.services.get_payment(transaction.payment_id)
+        self.steps.append(Step(label, transaction, payment, elapsed_ms))
+        return transaction
+
+    def go(self, *, return_first: bool, authorizes: bool) -> None:
+        from paycore.checkout import Cart, CartItem
+        from paycore.transactions.model import PaymentMethod
+
+        total = Money(TOTAL, self.currency)
+        cart = Cart(
+            currency=self.currency,
+            items=[CartItem(sku="tea-1", name="Green tea", quantity=1, unit_price=total)],
+        )
+        options = self.shop.payment_options(cart, owner="customer-42")
+        for option in options.methods:
+            self.options[option.gateway] = (*self.options.get(option.gateway, ()), option.type)
+        checkout = self.shop.create(cart, owner="customer-42")
+        gift = self.shop.add_payment(
+            checkout.id,
+            Money(GIFT_PART, self.currency),
+            gateway="dummy",
+            payment_method=PaymentMethod(type="gift_card", token=GIFT_CARD),
+        )
+        card = self.shop.add_payment(
+            checkout.id, Money(TOTAL - GIFT_PART, self.currency), gateway=self.gateway
+        )
+        self.gift_payment, self.provider_payment = gift.id, card.id
+
+        started = time.perf_counter()
+        submission = self.shop.submit(checkout.id)
+        elapsed = (time.perf_counter() - started) * 1000
+        (authorized,) = self.services.list_transactions(gift.id)
+        (opened,) = self.services.list_transactions(card.id)
+        self.record("submit: gift card", authorized, elapsed)
+        self.record("submit: hosted page", opened, elapsed)
+        page = submission.next_actions[card.id].url
+
+        answer = submit_form(self.browser, page, "pay", {"card_number": TEST_CARD})
+        if answer.status_code != 303:
+            raise RuntimeError(f"the checkout page answered {answer.status_code}, not a redirect")
+        back = answer.headers["location"]
+        if return_first:
+            label = "paid; the return first"
+        else:
+            label = "paid; the webhook first"
+            self.sandbox.wait_for_webhooks()
+        before = self.shop.get(checkout.id).status
+        self.first = "webhook" if before is CheckoutStatus.COMPLETED else "return"
+        started = time.perf_counter()
+        landing = self.browser.get(back)  # the customer's browser follows the redirect
+        elapsed = (time.perf_counter() - started) * 1000
+        if landing.status_code != 303:
+            raise RuntimeError(f"the web app's return answered {landing.status_code}")
+        self.landed_on = landing.headers["location"]
+        self.record(label, self.services.get_transaction(opened.id), elapsed)
+        completed = self.shop.get(checkout.id)
+        if completed.status is not CheckoutStatus.COMPLETED or completed.order_id is None:
+            raise RuntimeError(f"checkout {checkout.id} is {completed.status}, not completed")
+        self.order_id = completed.order_id
+        (landed_order,) = parse_qs(urlsplit(self.landed_on).query).get("order", [""])
+        if landed_order != self.order_id:
+            raise RuntimeError("the customer landed on another order's page")
+
+        if authorizes:
+            self.step(
+                "capture (partial)",
+                lambda: self.services.capture(card.id, Money(1000, self.currency)),
+            )
+        self.step(
+            "refund (partial)", lambda: self.services.refund(card.id, Money(500, self.currency))
+        )
+
+
+def _settings(
+    database_url: str, app_url: str, gateway: str, configs: Mapping[str, Mapping[str, Any]]
+) -> Settings:
+    return Settings(
+        database_url=database_url,
+        webhook_base_url=app_url,
+        gateways={
+            name: GatewaySettings(name=name, plugin=name, config=config)
+            for name, config in configs.items()
+        },
+        web=WebSettings(success_url=SUCCESS_URL, failure_url=FAILURE_URL),
+    )
+
+
+@contextlib.contextmanager
+def _web_app(settings: Settings, gateways: Mapping[str, Gateway], port: int) -> Iterator[None]:
+    """paycore's web app on ``port``, mounted in a host app that owns its services (as a
+    merchant mounting it would): gateway clients that never use a proxy for loopback."""
+    clients = {name: httpx.AsyncClient(trust_env=False) for name in gateways}
+    services = AsyncPaymentTransactionServices(
+        Store.connect(settings.database_url),
+        {
+            name: AsyncGatewayDriver(gateway, client=clients[name], hooks=None)
+            for name, gateway in gateways.items()
+        },
+        hooks=None,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await services.aclose()
+            for client in clients.values():
+                await client.aclose()
+
+    host = Starlette(
+        routes=[Mount("", app=create_app(settings, services=services))], lifespan=lifespan
+    )
+    with SandboxServer(host, port=port):
+        yield
+
+
+@contextlib.contextmanager
+def _services(
+    database_url: str, gateways: Mapping[str, Gateway], loopback: httpx.Client
+) -> Iterator[PaymentTransactionServices]:
+    drivers = {
+        name: GatewayDriver(gateway, client=loopback, hooks=None)
+        for name, gateway in gateways.items()
+    }
+    with PaymentTransactionServices(Store.connect(database_url), drivers, hooks=None) as services:
+        yield services
+
+
+def _dispositions(store: Store, gateway: str) -> dict[str, int]:
+    """What the web app did with the provider's events, from the ledger's event table."""
+    import sqlalchemy as sa
+
+    from paycore.transactions.schema import webhook_events
+
+    with store.reading() as session:
+        rows = session.connection.execute(
+            sa.select(webhook_events.c.disposition, sa.func.count())
+            .where(webhook_events.c.gateway == gateway)
+            .group_by(webhook_events.c.disposition)
+        )
+        return {str(row[0]): int(row[1]) for row in rows}
 
 
 def webhook_dispositions(
@@ -247,3 +421,9 @@ def webhook_dispositions(
             result = services.apply_event(name, event)
             dispositions[result.disposition] = dispositions.get(result.disposition, 0) + 1
     return dispositions
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
