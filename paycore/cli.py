@@ -414,9 +414,10 @@ def reconcile(
     period (5 minutes) whose next check is due, and records what their gateways
     answer. One that a gateway cannot settle yet (still processing, no record yet, the
     gateway down) is left as it is, listed, and checked again 1 hour later, then
-    daily: nothing is marked failed by guesswork. Also delivers the hook
-    notifications a stopped process left behind. Uses the settings' database and
-    gateways; run it every few minutes.
+    daily: nothing is marked failed by guesswork. Then completes the checkouts still
+    waiting past the grace period (their payments may just have been settled), and
+    delivers the hook notifications a stopped process left behind. Uses the
+    settings' database and gateways; run it every few minutes.
 
     \b
     Exit status:
@@ -439,11 +440,40 @@ def reconcile(
         services = PaymentTransactionServices.from_settings(settings, store=store)
         try:
             report = Reconciler(services).run(older_than=older_than, dry_run=dry_run, limit=limit)
+            finished = None if dry_run else _finish_checkouts(services, settings, older_than)
         finally:
             services.close()
     _print_reconciliation(report)
+    if finished:
+        from rich.text import Text
+
+        _console().print(Text(_checkouts_line(finished)))
     if report.unresolved and not report.dry_run:
         ctx.exit(1)
+
+
+def _finish_checkouts(services: Any, settings: Any, older_than: timedelta | None) -> list[Any]:
+    """Complete the checkouts waiting past the grace period (their payments may just
+    have been settled): those whose customer never came back and whose webhook never
+    came."""
+    from paycore.checkout import CheckoutService
+    from paycore.transactions.reconcile import DEFAULT_GRACE
+
+    checkout = CheckoutService(
+        services, capture=settings.checkout.capture, return_base_url=settings.webhook_base_url
+    )
+    return checkout.complete_unfinished(older_than=older_than or DEFAULT_GRACE)
+
+
+def _checkouts_line(finished: list[Any]) -> str:
+    counts = dict.fromkeys(("completed", "failed", "submitted"), 0)
+    for checkout in finished:
+        counts[str(checkout.status)] = counts.get(str(checkout.status), 0) + 1
+    return (
+        f"checkouts waiting past the grace period: {len(finished)}; "
+        f"{counts['completed']} completed, {counts['failed']} failed, "
+        f"{counts['submitted']} still waiting"
+    )
 
 
 def _print_reconciliation(report: ReconcileReport) -> None:

@@ -195,3 +195,34 @@ def test_reconcile_help_documents_the_exit_status() -> None:
     assert result.exit_code == 0
     assert "--older-than DURATION" in result.stdout
     assert "1  some transactions stay unresolved" in result.stdout
+
+
+def test_reconcile_completes_the_checkouts_whose_payments_it_settled(
+    settings_file: Path,
+    past_services: PaymentTransactionServices,
+    paycore_dummy_server: SandboxServer,
+) -> None:
+    from paycore.checkout import Cart, CartItem, CheckoutService, CheckoutStatus
+
+    shop = CheckoutService(past_services, capture="sale")  # a bank transfer is only sold
+    price = Money(1500, "EUR")
+    cart = Cart(currency="EUR", items=[CartItem(sku="a", name="A", quantity=1, unit_price=price)])
+    started = shop.create(cart, owner="customer-1")
+    payment = shop.add_payment(
+        started.id, price, gateway="dummy", payment_method=PaymentMethod(type="bank_transfer")
+    )
+    assert shop.submit(started.id).checkout.status is CheckoutStatus.SUBMITTED
+    # The bank pays; nobody tells the merchant (no webhook endpoint, no customer back).
+    reference = past_services.get_payment(payment.id).gateway_reference
+    with httpx.Client(trust_env=False) as http:
+        settled = http.post(
+            f"{paycore_dummy_server.url}/_sandbox/payments/{reference}/settle",
+            json={"outcome": "succeeded"},
+        )
+    assert settled.status_code == 200, settled.text
+
+    result = run("--config", str(settings_file), "reconcile")
+
+    assert result.exit_code == 0, result.output
+    assert "checkouts waiting past the grace period: 1; 1 completed, 0 failed" in result.stdout
+    assert shop.get(started.id).status is CheckoutStatus.COMPLETED
