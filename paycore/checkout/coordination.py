@@ -45,7 +45,7 @@ from paycore.checkout.model import (
     StoredMethod,
     Submission,
 )
-from paycore.checkout.store import CheckoutStore, Finished, checkout_fingerprint
+from paycore.checkout.store import HOLDING, CheckoutStore, Finished, checkout_fingerprint
 from paycore.errors import (
     CurrencyMismatch,
     IdempotencyConflict,
@@ -88,9 +88,7 @@ from paycore.transactions.records import Payment, PaymentTransaction
 __all__ = ["Coordination"]
 
 # A payment that went through: the money is reserved or taken.
-PAID = frozenset(
-    {PaymentStatus.AUTHORIZED, PaymentStatus.PARTIALLY_CAPTURED, PaymentStatus.CAPTURED}
-)
+PAID = HOLDING
 # A payment that can no longer go through.
 GONE = frozenset(
     {PaymentStatus.FAILED, PaymentStatus.EXPIRED, PaymentStatus.VOIDED, PaymentStatus.REFUNDED}

@@ -152,8 +152,9 @@ class CheckoutService(Coordination):
         self, *, older_than: timedelta = timedelta(minutes=5), limit: int = 100
     ) -> list[Checkout]:
         """Complete (confirming with the gateways) submitted checkouts unchanged for
-        ``older_than``: those whose customer never came back and whose webhook never
-        came. Returns them as they are afterwards."""
+        ``older_than``, those whose customer never came back and whose webhook never
+        came, and release what failed checkouts still hold (a payment that went through
+        late). Returns them as they are afterwards."""
         before: datetime = self.clock() - older_than
         ids = self.services._carry_out(self._unfinished(before, limit))
         return [self.complete(checkout_id, confirm=True) for checkout_id in ids]

@@ -27,12 +27,17 @@ from paycore.checkout.model import (
 from paycore.errors import IdempotencyConflict, InvalidAmount, NotFound, StateError
 from paycore.money import Money
 from paycore.transactions.ledger import fingerprint
-from paycore.transactions.model import SavedMethod
+from paycore.transactions.model import PaymentStatus, SavedMethod
 from paycore.transactions.outbox import Outbox
 from paycore.transactions.schema import checkout_payments, checkouts, payments, stored_methods
 from paycore.transactions.store import Store, _aware, _when
 
-__all__ = ["CheckoutStore", "Finished", "checkout_fingerprint"]
+__all__ = ["HOLDING", "CheckoutStore", "Finished", "checkout_fingerprint"]
+
+# A payment that holds the customer's money: reserved or taken.
+HOLDING = frozenset(
+    {PaymentStatus.AUTHORIZED, PaymentStatus.PARTIALLY_CAPTURED, PaymentStatus.CAPTURED}
+)
 
 
 @frozen
@@ -104,12 +109,25 @@ class CheckoutStore:
         return None if row is None else str(row.checkout_id)
 
     def unfinished(self, *, updated_before: datetime, limit: int) -> list[str]:
-        """Ids of submitted checkouts not changed since ``updated_before``, oldest first."""
+        """Checkouts to complete again, oldest first: submitted ones not changed since
+        ``updated_before``, and failed ones still holding money (a payment that went
+        through after its checkout failed, and is not released yet)."""
+        holding = (
+            sa.select(checkout_payments.c.checkout_id)
+            .join(payments, payments.c.id == checkout_payments.c.payment_id)
+            .where(payments.c.status.in_([status.value for status in HOLDING]))
+        )
         with self.store.reading() as session:
             rows = session.connection.execute(
                 sa.select(checkouts.c.id)
-                .where(checkouts.c.status == CheckoutStatus.SUBMITTED.value)
                 .where(checkouts.c.updated_at < updated_before)
+                .where(
+                    (checkouts.c.status == CheckoutStatus.SUBMITTED.value)
+                    | (
+                        (checkouts.c.status == CheckoutStatus.FAILED.value)
+                        & checkouts.c.id.in_(holding)
+                    )
+                )
                 .order_by(checkouts.c.updated_at)
                 .limit(limit)
             )

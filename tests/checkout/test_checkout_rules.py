@@ -206,3 +206,26 @@ def test_the_sweep_completes_checkouts_nobody_came_back_for(
     assert swept.status is CheckoutStatus.COMPLETED
     with pytest.raises(NotFound):
         checkout.get("chk_unknown")
+
+
+def test_the_sweep_releases_what_a_failed_checkout_still_holds(
+    checkout: CheckoutService, services: PaymentTransactionServices
+) -> None:
+    started = checkout.create(cart(3000), owner="customer-1")
+    late = checkout.add_payment(
+        started.id, Money(1000, "USD"), gateway="dummy", payment_method=CHALLENGED
+    )
+    checkout.add_payment(started.id, Money(2000, "USD"), gateway="dummy", payment_method=DECLINED)
+    submission = checkout.submit(started.id)
+    with httpx.Client(trust_env=False) as browser:
+        submit_form(browser, submission.next_actions[late.id].url, "approve")
+    # Reconciliation learns that the late payment went through; nobody completes.
+    (opened,) = services.list_transactions(late.id)
+    services.fetch_status(opened.id)
+    assert services.get_payment(late.id).status is PaymentStatus.AUTHORIZED
+
+    (swept,) = checkout.complete_unfinished(older_than=timedelta(0))
+
+    assert swept.id == started.id and swept.status is CheckoutStatus.FAILED
+    assert services.get_payment(late.id).status is PaymentStatus.VOIDED
+    assert checkout.complete_unfinished(older_than=timedelta(0)) == []
