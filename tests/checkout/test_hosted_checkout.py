@@ -17,7 +17,7 @@ from paycore_wooshpay.sandbox import DEFAULT_SECRET_KEY, WooshPaySandbox
 
 from paycore.checkout import CheckoutService, CheckoutStatus
 from paycore.demo_checkout import webhook_dispositions
-from paycore.errors import NotFound
+from paycore.errors import NotFound, StateError
 from paycore.gateways.driver import GatewayDriver
 from paycore.gateways.dummy import DummyGateway
 from paycore.money import Money
@@ -241,3 +241,20 @@ def test_a_card_the_customer_asked_to_save_is_stored_when_the_checkout_completes
     assert stored.method.customer_reference.startswith("cus_")
     options = checkout.payment_options(cart(1000), owner="customer-9")
     assert [m.id for m in options.saved] == [stored.id]
+
+
+def test_start_payment_opens_a_payment_link_once_and_submit_keeps_it(
+    checkout: CheckoutService, services: PaymentTransactionServices
+) -> None:
+    checkout_id, direct, on_page = _split(checkout)
+
+    link = checkout.start_payment(checkout_id, on_page, kind="payment_link")
+    again = checkout.start_payment(checkout_id, on_page, kind="payment_link")
+    submission = checkout.submit(checkout_id)
+
+    assert link.url == again.url
+    assert submission.next_actions[on_page].url == link.url
+    assert len(services.list_transactions(on_page)) == 1
+    assert services.get_payment(direct).status is PaymentStatus.AUTHORIZED
+    with pytest.raises(StateError, match="needs no customer action"):
+        checkout.start_payment(checkout_id, direct)
