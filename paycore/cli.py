@@ -430,12 +430,7 @@ def reconcile(
     from paycore.transactions.services import PaymentTransactionServices
 
     state: _State = ctx.obj
-    settings = load_settings(state.config_path)
-    if not settings.gateways:
-        raise _Failure(
-            f"{settings.subject}: no gateway is configured, so none can be asked; "
-            "add a [gateways.NAME] table"
-        )
+    settings = _with_gateways(load_settings(state.config_path), "none can be asked")
     with _ledger(state) as (store, _):
         services = PaymentTransactionServices.from_settings(settings, store=store)
         try:
@@ -450,6 +445,15 @@ def reconcile(
         _console().print(Text(_checkouts_line(finished)))
     if report.unresolved and not report.dry_run:
         ctx.exit(1)
+
+
+def _with_gateways(settings: Any, so: str) -> Any:
+    """``settings``, or a one-line failure saying what cannot be done without a gateway."""
+    if not settings.gateways:
+        raise _Failure(
+            f"{settings.subject}: no gateway is configured, so {so}; add a [gateways.NAME] table"
+        )
+    return settings
 
 
 def _finish_checkouts(services: Any, settings: Any, older_than: timedelta | None) -> list[Any]:
@@ -626,12 +630,7 @@ def serve(state: _State, host: str, port: int) -> None:
     from paycore.transactions.migrate import head_revision
     from paycore.web import create_app
 
-    settings = load_settings(state.config_path)
-    if not settings.gateways:
-        raise _Failure(
-            f"{settings.subject}: no gateway is configured, so no webhook can be taken; "
-            "add a [gateways.NAME] table"
-        )
+    settings = _with_gateways(load_settings(state.config_path), "no webhook can be taken")
     with _ledger(state) as (store, shown_url):
         current = store.current_revision()
     if current != head_revision():

@@ -311,20 +311,8 @@ def _database_url(value: Any, problems: _Problems, *, where: str = "database_url
 
 
 def _webhook_base_url(value: Any, problems: _Problems) -> str | None:
-    where = "webhook_base_url"
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        problems.add(where, f"must be a string, not {_toml_type(value)}")
-        return None
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        problems.add(where, "must be an absolute http(s) URL such as https://shop.example/paycore")
-        return None
-    return value.rstrip("/")
+    url = _http_url(value, "webhook_base_url", problems, "https://shop.example/paycore")
+    return None if url is None else url.rstrip("/")
 
 
 def _gateways(value: Any, problems: _Problems) -> dict[str, GatewaySettings]:
@@ -396,6 +384,11 @@ def _table(value: Any, where: str, known: tuple[str, ...], problems: _Problems) 
 
 def _merchant_url(value: Any, where: str, problems: _Problems) -> str | None:
     """An absolute http(s) URL customers are sent to, or None when not set."""
+    return _http_url(value, where, problems, "https://shop.example/thanks")
+
+
+def _http_url(value: Any, where: str, problems: _Problems, example: str) -> str | None:
+    """An absolute http(s) URL, or None (not set, or a problem noted)."""
     if value is None:
         return None
     if not isinstance(value, str):
@@ -405,12 +398,11 @@ def _merchant_url(value: Any, where: str, problems: _Problems) -> str | None:
         parts = urlsplit(value)
     except ValueError:
         parts = None
-    # No whitespace or control characters: the URL goes into a Location header.
-    printable = value.isprintable() and not any(c.isspace() for c in value)
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        problems.add(where, "must be an absolute http(s) URL such as https://shop.example/thanks")
+        problems.add(where, f"must be an absolute http(s) URL such as {example}")
         return None
-    if not printable:
+    # No whitespace or control characters: customers are redirected to it (a header).
+    if not value.isprintable() or any(c.isspace() for c in value):
         problems.add(where, "must not contain spaces or control characters")
         return None
     return value

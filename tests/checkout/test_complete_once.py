@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import queue
-import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -27,44 +24,17 @@ from paycore.sandbox.server import SandboxServer
 from paycore.transactions.model import PaymentMethod, PaymentStatus, TransactionType
 from paycore.transactions.services import PaymentTransactionServices
 from tests.checkout.racers import CompleteJob, complete_when_released
+from tests.processes import released_together
 
 from .conftest import CARD, cart
 
 RACERS = 4
-TIMEOUT = 120.0
 CHALLENGED = PaymentMethod(type="card", token="tok_3ds")  # the dummy asks for 3-D Secure
 
 _PROCESSES = multiprocessing.get_context("forkserver")
 _PROCESSES.set_forkserver_preload(
     ["__main__", "paycore.checkout", "paycore.gateways.dummy", "sqlalchemy", "psycopg"]
 )
-
-
-def _race(jobs: list[CompleteJob]) -> list[dict[str, Any]]:
-    barrier = _PROCESSES.Barrier(len(jobs))
-    results: Any = _PROCESSES.Queue()
-    processes = [
-        _PROCESSES.Process(target=complete_when_released, args=(job, barrier, results))
-        for job in jobs
-    ]
-    try:
-        for process in processes:
-            process.start()
-        deadline = time.monotonic() + TIMEOUT
-        answers = []
-        for _ in jobs:
-            try:
-                answers.append(results.get(timeout=max(0.0, deadline - time.monotonic())))
-            except queue.Empty:
-                pytest.fail(f"{len(answers)} of {len(jobs)} processes answered")
-        for process in processes:
-            process.join(TIMEOUT)
-        return answers
-    finally:
-        for process in processes:
-            if process.is_alive():
-                process.kill()
-                process.join()
 
 
 @pytest.fixture
@@ -107,7 +77,7 @@ def test_the_return_and_webhooks_at_once_finish_the_checkout_once(
         notifications=str(notifications),
     )
 
-    answers = _race([job] * RACERS)
+    answers = released_together(_PROCESSES, complete_when_released, [job] * RACERS)
 
     assert all("error" not in a for a in answers), answers
     finished = checkout.get(checkout_id)

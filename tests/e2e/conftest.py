@@ -11,6 +11,9 @@ never asked to download a browser of its own.
 - ``page``: a fresh context (cookies, storage) and page per test, closed after it.
 - ``shop``: a factory; ``shop("wooshpay")`` is a merchant (`tests.e2e.shop.Shop`) taking
   payments through that provider plugin's sandbox, on a ledger of the test's own.
+- ``checkout_shop``: a factory; ``checkout_shop("wooshpay")`` is a merchant
+  (`tests.e2e.shop.CheckoutShop`) taking checkouts through paycore's web app, paid by a
+  gift card and on that provider's page, on a ledger of the test's own.
 
 The browser lives in this package's scope, not the session's: while Playwright's
 synchronous API is started, its event loop counts as running in the main thread, and
@@ -28,9 +31,15 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Error, Page, sync_playwright
 
-from tests.e2e.shop import OpenShop, Shop
+from paycore.sandbox.server import SandboxServer
+from paycore.transactions.store import Store
+from tests.e2e.hosted_pages import HOSTED_PAGES
+from tests.e2e.shop import CheckoutShop, OpenCheckoutShop, OpenShop, Shop
+from tests.web.support import ledger_url
 
 if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
     from paycore.testing.pytest_plugin import MakeServices, ServeSandbox
 
 CHROMIUM_ENV = "PAYCORE_CHROMIUM"
@@ -120,3 +129,40 @@ def shop(
         )
 
     return open_shop
+
+
+@pytest.fixture
+def checkout_shop(
+    paycore_sandbox_server: ServeSandbox,
+    paycore_services: MakeServices,
+    paycore_ledger: Store,
+    http: httpx.Client,
+) -> Iterator[OpenCheckoutShop]:
+    """``checkout_shop(gateway, **sandbox_options)``: a `CheckoutShop` on that provider's
+    fresh sandbox, in the currency its page takes; checkouts sell where the provider
+    only sells (a gift card paying part of them is sold too), else they authorize."""
+    servers: list[SandboxServer] = []
+
+    def serve_app(app: ASGIApp, port: int) -> SandboxServer:
+        servers.append(SandboxServer(app, port=port).start())
+        return servers[-1]
+
+    def open_shop(gateway: str, **sandbox_options: Any) -> CheckoutShop:
+        hosted = HOSTED_PAGES[gateway]
+        return CheckoutShop.open(
+            gateway,
+            currency=hosted.currency,
+            capture="authorize" if hosted.authorizes else "sale",
+            ledger=ledger_url(paycore_ledger),
+            serve=paycore_sandbox_server,
+            serve_app=serve_app,
+            make_services=paycore_services,
+            client=http,
+            **sandbox_options,
+        )
+
+    yield open_shop
+    for server in servers:
+        server.request_stop()
+    for server in servers:
+        server.stop()

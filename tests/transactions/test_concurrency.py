@@ -14,9 +14,7 @@ by a barrier, so the calls really overlap.
 from __future__ import annotations
 
 import multiprocessing
-import queue
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeAlias
@@ -30,12 +28,11 @@ from paycore.transactions import states
 from paycore.transactions.model import TransactionStatus, TransactionType
 from paycore.transactions.records import Payment
 from paycore.transactions.services import PaymentTransactionServices
+from tests.processes import released_together
 from tests.transactions.workers import CaptureJob, Outcome, capture, capture_when_released
 
 CALLERS = 32
 AUTHORIZED = 1000
-# Seconds to wait for every process's outcome; the processes start in a few seconds.
-PROCESSES_TIMEOUT = 120.0
 
 RunCallers: TypeAlias = Callable[[Sequence[CaptureJob]], list[Outcome]]
 
@@ -66,34 +63,7 @@ def _in_threads(services: PaymentTransactionServices, jobs: Sequence[CaptureJob]
 
 
 def _in_processes(jobs: Sequence[CaptureJob]) -> list[Outcome]:
-    barrier = _PROCESSES.Barrier(len(jobs))
-    results: Any = _PROCESSES.Queue()
-    processes = [
-        _PROCESSES.Process(target=capture_when_released, args=(job, barrier, results))
-        for job in jobs
-    ]
-    try:
-        for process in processes:
-            process.start()
-        deadline = time.monotonic() + PROCESSES_TIMEOUT
-        outcomes: list[Outcome] = []
-        for _ in jobs:
-            try:
-                outcomes.append(results.get(timeout=max(0.0, deadline - time.monotonic())))
-            except queue.Empty:
-                codes = [process.exitcode for process in processes]
-                pytest.fail(
-                    f"{len(outcomes)} of {len(jobs)} processes answered; exit codes {codes}"
-                )
-        for process in processes:
-            process.join(PROCESSES_TIMEOUT)
-        assert [process.exitcode for process in processes] == [0] * len(jobs)
-        return outcomes
-    finally:
-        for process in processes:
-            if process.is_alive():
-                process.kill()
-                process.join()
+    return released_together(_PROCESSES, capture_when_released, jobs)
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ from paycore.checkout import Cart, CartItem, CheckoutService, CheckoutStatus
 from paycore.config import Settings
 from paycore.gateways.dummy_sandbox import DummySandbox
 from paycore.money import Money
+from paycore.plugins import hook_manager
 from paycore.transactions.model import PaymentMethod
 from paycore.transactions.services import PaymentTransactionServices
 from paycore.transactions.store import Store, payments, transactions, webhook_events
@@ -48,6 +50,18 @@ def deliver(
 def signed(sandbox: DummySandbox, body: bytes) -> dict[str, str]:
     """The dummy provider's signature headers for ``body``."""
     return dict(sandbox.sign_webhook(body))
+
+
+@contextmanager
+def registered(plugin: object) -> Iterator[None]:
+    """``plugin``'s hook implementations registered with the installed hooks (which the
+    web app built from settings calls) for the block."""
+    manager = hook_manager()
+    manager.register(plugin)
+    try:
+        yield
+    finally:
+        manager.unregister(plugin)
 
 
 def free_port() -> int:

@@ -25,7 +25,6 @@ from paycore.checkout import Checkout, CheckoutStatus
 from paycore.gateways.dummy_sandbox import DummySandbox
 from paycore.gateways.json_codec import encode_json
 from paycore.hookspecs import hookimpl
-from paycore.plugins import hook_manager
 from paycore.sandbox.faults import FaultPlan
 from paycore.transactions.model import PaymentStatus
 from paycore.transactions.services import PaymentTransactionServices
@@ -34,6 +33,7 @@ from tests.web.support import (
     WebApp,
     deliver,
     on_the_page,
+    registered,
     signed,
     start_checkout,
     wait_until,
@@ -53,12 +53,8 @@ class _Finished:
 def finished() -> Iterator[list[tuple[str, str, str | None]]]:
     """Each "checkout finished" the web app delivers (it uses the installed hooks)."""
     recorder = _Finished()
-    manager = hook_manager()
-    manager.register(recorder)
-    try:
+    with registered(recorder):
         yield recorder.seen
-    finally:
-        manager.unregister(recorder)
 
 
 def _order(answer: httpx.Response) -> str:

@@ -10,10 +10,9 @@ import pytest
 from paycore.gateways.dummy_sandbox import DummySandbox
 from paycore.gateways.json_codec import encode_json
 from paycore.hookspecs import hookimpl
-from paycore.plugins import hook_manager
 from paycore.transactions.model import GatewayEvent
 from paycore.transactions.services import PaymentTransactionServices
-from tests.web.support import WebApp, deliver, on_the_page, signed, start_checkout
+from tests.web.support import WebApp, deliver, on_the_page, registered, signed, start_checkout
 
 
 class _Received:
@@ -28,12 +27,8 @@ class _Received:
 @pytest.fixture
 def received() -> Iterator[list[tuple[str, tuple[str, ...]]]]:
     recorder = _Received()
-    manager = hook_manager()
-    manager.register(recorder)
-    try:
+    with registered(recorder):
         yield recorder.seen
-    finally:
-        manager.unregister(recorder)
 
 
 def test_a_delivery_is_reported_once_and_its_repeats_not_at_all(
