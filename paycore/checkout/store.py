@@ -206,15 +206,19 @@ class CheckoutStore:
     ) -> Finished:
         """Complete the checkout as ``order_id`` or fail it with ``failure``, once.
 
-        A checkout already finished is returned as it is (``changed`` false). On
+        A checkout already finished is returned as it is (no ``outbox`` entry). On
         completion, its payments move to the order (`Payment.owner`) and the methods
-        its customer asked to save are stored, in the same commit.
+        its customer asked to save are stored, in the same commit. Completion is judged
+        again under the lock: the checkout's payments, as they stand now, must hold
+        its total; otherwise nothing changes.
         """
         assert (order_id is None) != (failure is None)
         with self.store.writing() as session:
             connection = session.connection
             checkout = self._locked(connection, checkout_id)
             if checkout.status.is_final:
+                return Finished(checkout)
+            if order_id is not None and not _holds_total(connection, checkout):
                 return Finished(checkout)
             if order_id is not None:
                 connection.execute(
@@ -326,6 +330,23 @@ def _sum_of(connection: Connection, checkout: Checkout) -> int:
         )
     )
     return sum(int(row.amount) for row in rows)
+
+
+def _holds_total(connection: Connection, checkout: Checkout) -> bool:
+    """Whether every payment of the checkout holds its money and they add up to the total."""
+    if not checkout.payment_ids:
+        return False
+    rows = connection.execute(
+        sa.select(payments.c.amount, payments.c.status).where(
+            payments.c.id.in_(checkout.payment_ids)
+        )
+    ).all()
+    holding = {status.value for status in HOLDING}
+    return (
+        len(rows) == len(checkout.payment_ids)
+        and all(row.status in holding for row in rows)
+        and sum(int(row.amount) for row in rows) == checkout.total.minor_units
+    )
 
 
 def _touch(connection: Connection, checkout_id: str, now: datetime) -> None:
