@@ -85,6 +85,8 @@ _STATUS_OF_OUTCOME = {
 
 # What a webhook or a check may settle: anything not final.
 SETTLEABLE = frozenset(UNRESOLVED | {TransactionStatus.REQUIRES_ACTION})
+# How long an authorization holds when neither the provider nor the gateway says.
+DEFAULT_AUTHORIZATION_WINDOW = timedelta(days=7)
 
 
 _last_tick = 0
@@ -321,6 +323,12 @@ class Ledger:
         with self.store.reading() as session:
             return tuple(session.payments_of_owner(owner))
 
+    def expiring_authorizations(self, before: datetime, *, limit: int) -> tuple[Payment, ...]:
+        """Payments whose authorization still holds money and expires before ``before``,
+        soonest first."""
+        with self.store.reading() as session:
+            return tuple(session.expiring_authorizations(before, limit=limit))
+
     def payment_and_transaction(self, transaction_id: str) -> tuple[Payment, PaymentTransaction]:
         with self.store.reading() as session:
             transaction = session.transaction(transaction_id)
@@ -506,6 +514,14 @@ class Ledger:
             )
             updated = payment
         updated = _with_references(updated, settled, settlement, now)
+        if (
+            settled.type is TransactionType.AUTHORIZE
+            and settled.succeeded
+            and updated.authorization_expires_at is None
+        ):
+            # The provider did not say: the gateway's declared window, from now.
+            window = self._window(payment.gateway)
+            updated = evolve(updated, authorization_expires_at=now + window)
         if not session.update_transaction(settled, expected={transaction.status}):
             # Changed since the caller read it (a webhook or a check got there first):
             # judge the answer against the transaction as it stands now.
@@ -597,6 +613,14 @@ class Ledger:
                 if settlement.provider_status is None
                 else scrubber.text(settlement.provider_status)
             ),
+        )
+
+    def _window(self, gateway: str) -> timedelta:
+        configured = self.gateways.get(gateway)
+        return (
+            DEFAULT_AUTHORIZATION_WINDOW
+            if configured is None
+            else configured.capabilities.authorization_window
         )
 
     def _gateway(self, payment: Payment) -> Gateway:

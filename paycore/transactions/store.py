@@ -291,6 +291,17 @@ class StoreSession:
         )
         return [_payment_from(row._mapping) for row in rows]
 
+    def expiring_authorizations(self, before: datetime, *, limit: int) -> list[Payment]:
+        rows = self.connection.execute(
+            payments.select()
+            .where(payments.c.capturable > 0)
+            .where(payments.c.authorization_expires_at.is_not(None))
+            .where(payments.c.authorization_expires_at < before)
+            .order_by(payments.c.authorization_expires_at, payments.c.id)
+            .limit(limit)
+        )
+        return [_payment_from(row._mapping) for row in rows]
+
     def count_payments(self) -> int:
         return int(
             self.connection.execute(sa.select(sa.func.count()).select_from(payments)).one()[0]

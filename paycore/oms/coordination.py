@@ -1,0 +1,362 @@
+"""The OMS's logic, written once as generators of steps (DESIGN §7).
+
+Like the checkout's (`paycore.checkout.coordination`), each operation yields database
+steps and joins the payment services' own operations with ``yield from``;
+`paycore.oms.order_payments.OrderPayments` carries them out in the calling thread,
+`AsyncOrderPayments` on an event loop.
+
+Every instruction first looks for what it did before: the transactions of the order's
+payments carrying its key (``capture:shp_1``). Those are asked again under the same
+key (the services replay a settled one, resolve an unknown one, send a failed one
+again), and only what they do not cover is spread over the payments not yet touched.
+So an instruction carried out twice, or again after a crash halfway through, does
+each payment's part once, with the same amounts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from functools import partial
+
+from attrs import evolve
+
+from paycore.errors import (
+    InvalidRequest,
+    NotFound,
+    StateError,
+    UnsupportedOperation,
+)
+from paycore.gateways.base import Operation
+from paycore.money import Money
+from paycore.oms.allocation import Share, release, spread
+from paycore.oms.model import (
+    Instruction,
+    InstructionKind,
+    InstructionOutcome,
+    InstructionResult,
+)
+from paycore.transactions.model import PaymentMethod, TransactionStatus, TransactionType
+from paycore.transactions.orchestration import DbStep, Orchestration, Steps, check_id
+from paycore.transactions.records import Payment, PaymentTransaction
+
+__all__ = ["OmsCoordination"]
+
+_TYPE_OF = {
+    InstructionKind.CAPTURE: TransactionType.CAPTURE,
+    InstructionKind.CANCEL: TransactionType.VOID,
+    InstructionKind.REFUND: TransactionType.REFUND,
+}
+# A transaction's status, as an instruction's outcome.
+_OUTCOME_OF = {
+    TransactionStatus.SUCCEEDED: InstructionOutcome.SUCCEEDED,
+    TransactionStatus.DECLINED: InstructionOutcome.DECLINED,
+    TransactionStatus.FAILED: InstructionOutcome.FAILED,
+}
+_WORST_FIRST = list(InstructionOutcome)
+
+
+class OmsCoordination:
+    """The OMS's step generators, over payment services (sync or async)."""
+
+    payments: Orchestration
+
+    def _setup(self, payments: Orchestration) -> None:
+        if not isinstance(payments, Orchestration):
+            raise InvalidRequest("order payments need payment services to work with")
+        self.payments = payments
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        return self.payments.clock
+
+    # -- instructions ---------------------------------------------------------------------
+
+    def _carry_out(self, instruction: Instruction, *, dry_run: bool) -> Steps[InstructionResult]:
+        if not isinstance(instruction, Instruction):
+            raise InvalidRequest(f"expected an Instruction, not {type(instruction).__name__}")
+        order: list[Payment] = yield DbStep(partial(self._order, instruction.order_id))
+        done: dict[str, PaymentTransaction] = yield DbStep(
+            partial(self._done_before, order, instruction.key)
+        )
+        shares = self._shares(instruction, order, done)
+        releases = self._final_releases(instruction, order, done, shares)
+        held = self._held(instruction, order, done, shares)
+        if _all_settled(done.values()) and not shares and not releases:
+            return InstructionResult(
+                instruction=instruction,
+                outcome=InstructionOutcome.SKIPPED
+                if all(t.status is TransactionStatus.SUCCEEDED for t in done.values())
+                else _worst(done.values()),
+                transactions=tuple(done.values()),
+                message="done before: nothing was sent" if done else "nothing to do",
+                held=held,
+            )
+        if dry_run:
+            return InstructionResult(
+                instruction=instruction,
+                outcome=InstructionOutcome.SUCCEEDED,
+                message=_plan_line(instruction, done, shares, releases),
+                held=held,
+            )
+        made: list[PaymentTransaction] = []
+        kind = _TYPE_OF[instruction.kind]
+        for payment_id, before in done.items():
+            # Asked again under its key: replayed, resolved, or sent again if it failed.
+            made.append((yield from self._mutate(kind, payment_id, before.amount, instruction)))
+        for share in shares:
+            made.append(
+                (yield from self._mutate(kind, share.payment_id, share.amount, instruction))
+            )
+        for payment_id in releases:
+            made.append(
+                (
+                    yield from self.payments._mutate(
+                        payment_id,
+                        TransactionType.VOID,
+                        None,
+                        idempotency_key=f"{instruction.key}:release",
+                    )
+                )
+            )
+        outcome = _worst(made)
+        failures = [t for t in made if t.status is not TransactionStatus.SUCCEEDED]
+        return InstructionResult(
+            instruction=instruction,
+            outcome=outcome,
+            transactions=tuple(made),
+            message=None if not failures else _why(failures),
+            held=held,
+        )
+
+    def _mutate(
+        self, kind: TransactionType, payment_id: str, amount: Money, instruction: Instruction
+    ) -> Steps[PaymentTransaction]:
+        if kind is TransactionType.VOID:
+            return (
+                yield from self.payments._mutate(
+                    payment_id, kind, None, idempotency_key=instruction.key
+                )
+            )
+        return (
+            yield from self.payments._mutate(
+                payment_id,
+                kind,
+                amount,
+                idempotency_key=instruction.key,
+                final=instruction.final and kind is TransactionType.CAPTURE,
+            )
+        )
+
+    def _shares(
+        self, instruction: Instruction, order: list[Payment], done: dict[str, PaymentTransaction]
+    ) -> list[Share]:
+        """What is left to do, spread over the payments this instruction has not touched."""
+        fresh = [payment for payment in order if payment.id not in done]
+        covered = sum((t.amount for t in done.values()), _zero(order))
+        if instruction.kind is InstructionKind.CANCEL:
+            if instruction.amount is None:
+                return [Share(p.id, p.capturable) for p in fresh if p.capturable.is_positive()]
+            remaining = instruction.amount - covered
+            if not remaining.is_positive():
+                return []
+            shares, _ = release(remaining, [(p.id, p.capturable) for p in reversed(fresh)])
+            return shares
+        assert instruction.amount is not None
+        _same_currency(instruction.amount, order)
+        remaining = instruction.amount - covered
+        if not remaining.is_positive():
+            return []
+        if instruction.kind is InstructionKind.CAPTURE:
+            shares = spread(remaining, [(p.id, p.capturable) for p in fresh], doing="capture")
+            self._check(shares, order, Operation.CAPTURE, "partial_capture", lambda p: p.capturable)
+            return shares
+        shares = spread(remaining, [(p.id, p.refundable) for p in reversed(fresh)], doing="refund")
+        self._check(shares, order, Operation.REFUND, "partial_refund", lambda p: p.refundable)
+        for share in shares:
+            payment = _find(order, share.payment_id)
+            capabilities = self.payments.gateways[payment.gateway].capabilities
+            if payment.refunded.is_positive() and not capabilities.multiple_refund:
+                raise StateError(
+                    f"payment {payment.id} was refunded once already and gateway "
+                    f"{payment.gateway!r} takes one refund per payment"
+                )
+        return shares
+
+    def _check(
+        self,
+        shares: list[Share],
+        order: list[Payment],
+        operation: Operation,
+        partial_flag: str,
+        whole: Callable[[Payment], Money],
+    ) -> None:
+        """Refuse, before anything is sent, what a payment's gateway cannot do."""
+        for share in shares:
+            payment = _find(order, share.payment_id)
+            capabilities = self.payments.gateways[payment.gateway].capabilities
+            if not capabilities.supports(operation):
+                raise UnsupportedOperation(payment.gateway, operation.value)
+            if share.amount < whole(payment) and not getattr(capabilities, partial_flag):
+                raise UnsupportedOperation(payment.gateway, f"{operation.value} of a part")
+
+    def _final_releases(
+        self,
+        instruction: Instruction,
+        order: list[Payment],
+        done: dict[str, PaymentTransaction],
+        shares: list[Share],
+    ) -> list[str]:
+        """A final capture releases what the payments it does not capture from still hold."""
+        if not (instruction.kind is InstructionKind.CAPTURE and instruction.final):
+            return []
+        captured_from = {share.payment_id for share in shares} | set(done)
+        return [
+            p.id
+            for p in order
+            if p.id not in captured_from
+            and p.capturable.is_positive()
+            and self.payments.gateways[p.gateway].capabilities.supports(Operation.VOID)
+        ]
+
+    def _held(
+        self,
+        instruction: Instruction,
+        order: list[Payment],
+        done: dict[str, PaymentTransaction],
+        shares: list[Share],
+    ) -> Money | None:
+        """What a partial cancel could not release (an authorization releases only whole)."""
+        if instruction.kind is not InstructionKind.CANCEL or instruction.amount is None:
+            return None
+        released = sum((t.amount for t in done.values()), _zero(order))
+        released = released + sum((s.amount for s in shares), _zero(order))
+        left = instruction.amount - released
+        return left if left.is_positive() else Money.zero(instruction.amount.currency)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def _order(self, order_id: str) -> list[Payment]:
+        payments = list(self.payments.ledger.payments_of(order_id))
+        if not payments:
+            raise NotFound("order", order_id)
+        return payments
+
+    def _done_before(self, order: list[Payment], key: str) -> dict[str, PaymentTransaction]:
+        """The transactions this instruction's key made on the order's payments, by payment."""
+        found: dict[str, PaymentTransaction] = {}
+        with self.payments.store.reading() as session:
+            for payment in order:
+                transaction = session.transaction_by_key(payment.id, key)
+                if transaction is not None:
+                    found[payment.id] = transaction
+        return found
+
+    def _payment_by_key(self, key: str) -> Payment | None:
+        with self.payments.store.reading() as session:
+            found = session.payment_by_key(key)
+        return None if found is None else found[0]
+
+    # -- authorizations ----------------------------------------------------------------------
+
+    def _expiring(self, within: timedelta, limit: int) -> Steps[tuple[Payment, ...]]:
+        if not isinstance(within, timedelta) or within < timedelta(0):
+            raise InvalidRequest("within must be a non-negative timedelta")
+        before = self.clock() + within
+        found: tuple[Payment, ...] = yield DbStep(
+            lambda: self.payments.ledger.expiring_authorizations(before, limit=limit)
+        )
+        return found
+
+    def _reauthorize(self, payment_id: str) -> Steps[PaymentTransaction]:
+        """A new authorization of what ``payment_id`` still holds, with the same saved
+        method (the customer is not there: off-session); once it succeeds, the old one
+        is released. Keys derive from the payment, so it is safe to call again."""
+        check_id(payment_id, "payment_id")
+        old: Payment = yield DbStep(partial(self.payments.ledger.payment, payment_id))
+        key = f"reauthorize:{old.id}"
+        new: Payment | None = yield DbStep(partial(self._payment_by_key, key))
+        if new is None:
+            method = old.payment_method
+            capabilities = self.payments.gateways[old.gateway].capabilities
+            if not old.capturable.is_positive():
+                raise StateError(f"payment {payment_id} holds nothing to authorize again")
+            if method is None or method.token is None:
+                raise StateError(
+                    f"payment {payment_id} was paid on the customer's page: only the customer "
+                    "can authorize it again"
+                )
+            if not all(capabilities.supports(op) for op in (Operation.AUTHORIZE, Operation.VOID)):
+                raise UnsupportedOperation(old.gateway, "reauthorize (authorize and void)")
+            new = yield from self.payments._create_payment(
+                amount=old.capturable,
+                gateway=old.gateway,
+                payment_method=_off_session(method),
+                customer=old.customer,
+                owner=old.owner,
+                description=old.description,
+                return_url=old.return_url,
+                notification_url=old.notification_url,
+                metadata={**old.metadata, "reauthorizes": old.id},
+                idempotency_key=key,
+            )
+        authorization: PaymentTransaction = yield from self.payments._mutate(
+            new.id, TransactionType.AUTHORIZE, None, idempotency_key=key
+        )
+        if authorization.status is TransactionStatus.SUCCEEDED:
+            yield from self.payments._mutate(
+                old.id, TransactionType.VOID, None, idempotency_key=f"reauthorized:{new.id}"
+            )
+        return authorization
+
+
+def _off_session(method: PaymentMethod) -> PaymentMethod:
+    return evolve(method, off_session=True, save=False)
+
+
+def _zero(order: list[Payment]) -> Money:
+    return Money.zero(order[0].amount.currency)
+
+
+def _same_currency(amount: Money, order: list[Payment]) -> None:
+    from paycore.errors import CurrencyMismatch
+
+    if amount.currency != order[0].amount.currency:
+        raise CurrencyMismatch(
+            f"the order is paid in {order[0].amount.currency}, not {amount.currency}"
+        )
+
+
+def _find(order: list[Payment], payment_id: str) -> Payment:
+    return next(p for p in order if p.id == payment_id)
+
+
+def _all_settled(transactions: Iterable[PaymentTransaction]) -> bool:
+    return all(t.status.is_final and t.status is not TransactionStatus.FAILED for t in transactions)
+
+
+def _worst(transactions: Iterable[PaymentTransaction]) -> InstructionOutcome:
+    outcomes = [_OUTCOME_OF.get(t.status, InstructionOutcome.UNKNOWN) for t in transactions]
+    if not outcomes:
+        return InstructionOutcome.SUCCEEDED
+    return min(outcomes, key=_WORST_FIRST.index)
+
+
+def _why(failures: list[PaymentTransaction]) -> str:
+    parts = []
+    for t in failures:
+        reason = t.decline_reason or t.failure or t.status
+        parts.append(f"{t.type} of {t.amount} on {t.payment_id}: {reason}")
+    return "; ".join(parts)
+
+
+def _plan_line(
+    instruction: Instruction,
+    done: dict[str, PaymentTransaction],
+    shares: list[Share],
+    releases: list[str],
+) -> str:
+    parts = [f"{instruction.kind} {s.amount} on {s.payment_id}" for s in shares]
+    parts += [f"ask again {t.type} {t.amount} on {pid}" for pid, t in done.items()]
+    parts += [f"release the rest of {pid}" for pid in releases]
+    return "would " + ("; ".join(parts) if parts else "do nothing")
