@@ -56,6 +56,13 @@ if TYPE_CHECKING:
     )
     from paycore.gateways.scrub import Transcript
     from paycore.money import Currency, Money
+    from paycore.oms.model import (
+        Instruction,
+        InstructionKind,
+        InstructionOutcome,
+        InstructionResult,
+    )
+    from paycore.oms.order_payments import AsyncOrderPayments, OrderPayments
     from paycore.transactions.async_services import AsyncPaymentTransactionServices
     from paycore.transactions.model import (
         CheckoutKind,
@@ -89,6 +96,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AsyncCheckoutService",
     "AsyncGatewayDriver",
+    "AsyncOrderPayments",
     "AsyncPaymentTransactionServices",
     "Capabilities",
     "CaptureMode",
@@ -117,6 +125,10 @@ __all__ = [
     "GatewayResult",
     "GatewayUnavailable",
     "IdempotencyConflict",
+    "Instruction",
+    "InstructionKind",
+    "InstructionOutcome",
+    "InstructionResult",
     "InvalidAmount",
     "InvalidRequest",
     "Money",
@@ -124,6 +136,7 @@ __all__ = [
     "NextActionKind",
     "NotFound",
     "Operation",
+    "OrderPayments",
     "Outcome",
     "OutcomeUnknown",
     "PaycoreError",
@@ -161,6 +174,12 @@ __all__ = [
 ]
 
 _MODULES = {
+    "OrderPayments": "paycore.oms.order_payments",
+    "AsyncOrderPayments": "paycore.oms.order_payments",
+    "Instruction": "paycore.oms.model",
+    "InstructionKind": "paycore.oms.model",
+    "InstructionOutcome": "paycore.oms.model",
+    "InstructionResult": "paycore.oms.model",
     "AsyncCheckoutService": "paycore.checkout.async_service",
     "CheckoutService": "paycore.checkout.service",
     "Cart": "paycore.checkout.model",

@@ -31,6 +31,9 @@ EXPECTED = {
     "CheckoutService", "AsyncCheckoutService", "Cart", "CartItem", "Checkout",
     "CheckoutStatus", "CheckoutFailure", "CaptureMode", "PaymentOptions", "StoredMethod",
     "Submission",
+    # the OMS
+    "OrderPayments", "AsyncOrderPayments", "Instruction", "InstructionKind",
+    "InstructionOutcome", "InstructionResult",
     # settings
     "Settings", "load_settings", "build_gateways",
 }  # fmt: skip
