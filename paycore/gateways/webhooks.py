@@ -32,6 +32,7 @@ __all__ = [
 DEFAULT_TOLERANCE = 300  # seconds either side of the clock
 SCHEME = "v1"
 _MAX_HEADER_LENGTH = 4096
+_MAX_TIMESTAMP_DIGITS = 12
 
 
 @frozen
@@ -77,7 +78,11 @@ def parse_signature_header(header: str | None, *, gateway: str) -> SignatureHead
                 "the signature header is not a list of key=value pairs", gateway=gateway
             )
         if key == "t":
-            if not (value.isascii() and value.isdigit()) or timestamp is not None:
+            # Seconds since the epoch: ten digits until 2286; more is not a timestamp.
+            well_formed = (
+                value.isascii() and value.isdigit() and len(value) <= _MAX_TIMESTAMP_DIGITS
+            )
+            if not well_formed or timestamp is not None:
                 raise WebhookSignatureError(
                     "the signature header's timestamp is missing or malformed", gateway=gateway
                 )

@@ -32,6 +32,10 @@ _STOP_TIMEOUT = 5.0
 # Seconds a request still running at shutdown (a stalled one) may take before it is cancelled.
 _GRACEFUL_SHUTDOWN = 1
 _BACKLOG = 2048  # uvicorn's
+# In the foreground (``serve_forever``): seconds requests still running at shutdown get,
+# and how many connections are served at once (more are answered 503).
+GRACEFUL_SHUTDOWN_SECONDS = 10
+CONCURRENCY_LIMIT = 1000
 
 
 class _Server(uvicorn.Server):
@@ -198,6 +202,15 @@ def serve_forever(
     Uses uvicorn's logging; closes ``sock`` when done.
     """
     host, port = sock.getsockname()[:2]
-    config = uvicorn.Config(app, host=host, port=port, access_log=access_log, log_level=log_level)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        access_log=access_log,
+        log_level=log_level,
+        # A stalled client must not keep a stopping server (and its app's shutdown) waiting.
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        limit_concurrency=CONCURRENCY_LIMIT,
+    )
     with sock, contextlib.suppress(KeyboardInterrupt):
         uvicorn.Server(config).run(sockets=[sock])

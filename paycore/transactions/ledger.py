@@ -557,14 +557,31 @@ class Ledger:
 
         Returns the disposition (``"duplicate"``, ``"applied"``, ``"ignored"`` when the
         transaction was settled already, ``"unmatched"`` when no transaction of the
-        ledger matches) and what was committed.
+        ledger matches, ``"mismatch"`` when the event reports another currency than its
+        transaction's: stored, never applied) and what was committed.
         """
         now = self.clock()
         try:
             with self.store.writing() as session:
                 transaction = _event_transaction(session, gateway, event)
                 committed = None
-                if transaction is not None:
+                mismatch = (
+                    transaction is not None
+                    and event.amount is not None
+                    and event.amount.currency != transaction.amount.currency
+                )
+                if mismatch:
+                    # Signed, but not about this transaction's money: never settle on it.
+                    assert transaction is not None and event.amount is not None
+                    log.warning(
+                        "event %s of %s reports %s for transaction %s of %s; not applied",
+                        event.event_id,
+                        gateway,
+                        event.amount.currency,
+                        transaction.id,
+                        transaction.amount.currency,
+                    )
+                elif transaction is not None:
                     committed = self._record_in(
                         session,
                         transaction.id,
@@ -574,7 +591,9 @@ class Ledger:
                         transaction.payment_id,
                     )
                 disposition = (
-                    "unmatched"
+                    "mismatch"
+                    if mismatch
+                    else "unmatched"
                     if committed is None
                     else "applied"
                     if committed.changed
@@ -584,7 +603,7 @@ class Ledger:
                     {
                         "gateway": gateway,
                         "event_id": event.event_id,
-                        "event_type": event.event_type,
+                        "event_type": event.event_type[:128],
                         "transaction_type": event.transaction_type.value,
                         "outcome": event.outcome.value,
                         "occurred_at": event.occurred_at,

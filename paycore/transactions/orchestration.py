@@ -103,7 +103,8 @@ class Check:
 class EventResult:
     """What `apply_event` did: ``disposition`` is ``"applied"``, ``"ignored"`` (the
     transaction was settled already: a late or duplicate event), ``"duplicate"`` (this
-    event id was stored before) or ``"unmatched"`` (no transaction of the ledger)."""
+    event id was stored before), ``"unmatched"`` (no transaction of the ledger) or
+    ``"mismatch"`` (it reports another currency than its transaction's: not applied)."""
 
     disposition: str
     payment: Payment | None = None
@@ -472,12 +473,17 @@ class Orchestration:
             and check.payment_id in (None, transaction.payment_id)
         )
         if self.hooks is not None:
-            verdict = self.hooks.paycore_answer_payment_check(
-                gateway=gateway,
-                check=check,
-                payment=payment,
-                transaction=transaction,
-                expected=accepted,
+            hooks = self.hooks
+            # A step of its own: the async facade runs it in a worker thread, so a slow
+            # implementation never holds up the event loop.
+            verdict = yield DbStep(
+                lambda: hooks.paycore_answer_payment_check(
+                    gateway=gateway,
+                    check=check,
+                    payment=payment,
+                    transaction=transaction,
+                    expected=accepted,
+                )
             )
             if verdict is not None:
                 accepted = bool(verdict)

@@ -72,6 +72,8 @@ def _engine_for(url: str, **options: Any) -> Engine:
     except sa.exc.ArgumentError:
         raise ConfigurationError("database_url", ["not a database URL"]) from None
     backend = parsed.get_backend_name()
+    # A database error's message never quotes the values of its statement.
+    options.setdefault("hide_parameters", True)
     if backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
@@ -476,6 +478,11 @@ class StoreSession:
 # -- rows <-> records ----------------------------------------------------------------------
 
 
+def _fits(text: str | None, length: int) -> str | None:
+    """``text`` cut to its column's length: a provider's long code must not fail a commit."""
+    return None if text is None else text[:length]
+
+
 def _aware(value: datetime | None) -> datetime | None:
     # SQLite keeps no offset: paycore writes UTC, so a naive value read back is UTC.
     # PostgreSQL answers in the session's time zone: the same moment, shown in UTC.
@@ -590,11 +597,11 @@ def _transaction_values(transaction: PaymentTransaction) -> dict[str, Any]:
         "parent_id": transaction.parent_id,
         "final": transaction.final,
         "gateway_transaction_id": transaction.gateway_transaction_id,
-        "provider_status": transaction.provider_status,
+        "provider_status": _fits(transaction.provider_status, 64),
         "decline_reason": (
             None if transaction.decline_reason is None else transaction.decline_reason.value
         ),
-        "decline_code": transaction.decline_code,
+        "decline_code": _fits(transaction.decline_code, 64),
         "failure": transaction.failure,
         "message": transaction.message,
         "next_action": None if action is None else _next_action_values(action),

@@ -45,6 +45,7 @@ class RequestLog:
     checkout: str | None = None
     events: dict[str, int] = Factory(dict)
     error: str | None = None  # the kind of a gateway error (its class name)
+    late: bool = False  # work the request started goes on after its answer
     exc_info: BaseException | None = None
     quiet: bool = False
     notable: bool = False
@@ -133,6 +134,8 @@ def _log(scope: Scope, status: int, started: float, entry: RequestLog) -> None:
         fields["events"] = dict(entry.events)
     if entry.error is not None:
         fields["error"] = entry.error
+    if entry.late:
+        fields["late"] = True
     logger.log(
         _level(status, entry),
         "%s",
@@ -153,7 +156,7 @@ def _level(status: int, entry: RequestLog) -> int:
 def _line(fields: dict[str, Any]) -> str:
     head = f"{fields['method']} {fields['path']} {fields['status']} {fields['duration_ms']}ms"
     tail = []
-    for key in ("gateway", "reason", "checkout", "error"):
+    for key in ("gateway", "reason", "checkout", "error", "late"):
         if key in fields:
             tail.append(f"{key}={fields[key]}")
     if "events" in fields:

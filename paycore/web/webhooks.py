@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = ["WebhookEndpoint", "refusal"]
 
 log = logging.getLogger("paycore.hooks")
+log_web = logging.getLogger("paycore.web")
 
 # What each refusal says: a few fixed words, never anything of the request.
 _REFUSALS = {
@@ -70,11 +71,20 @@ _REFUSALS = {
     "bad_signature": (400, "signature verification failed"),
     "malformed": (400, "malformed payload"),
     "disconnected": (400, "incomplete request"),
+    "ambiguous_length": (400, "invalid content length"),
+    "slow_body": (408, "incomplete request"),
     "gateway_error": (503, "temporarily unavailable, retry later"),
     "failed": (500, "internal error"),
 }
 # The reason a delivery's log line gives, from what its events did: the first found.
-_DISPOSITIONS = ("applied", "ignored", "duplicate", "unmatched")
+_DISPOSITIONS = ("applied", "ignored", "duplicate", "mismatch", "unmatched")
+# Refusals after which the connection's framing cannot be trusted: it is closed.
+_CLOSING = frozenset({"ambiguous_length", "slow_body"})
+# Seconds a delivery's body may take to arrive; a stalled one holds nothing longer.
+BODY_TIMEOUT = 15.0
+# Seconds the reply waits for the checkouts a delivery completes; past that they go on
+# after the reply (the events are committed: the provider must not wait, or retry).
+COMPLETION_BUDGET = 5.0
 
 
 class _TooLarge(Exception):
@@ -89,7 +99,8 @@ def refusal(entry: RequestLog, reason: str) -> Response:
     """The short answer for ``reason`` (a key of the table above), noted in the log."""
     status_code, text = _REFUSALS[reason]
     entry.reason = reason
-    return PlainTextResponse(text + "\n", status_code=status_code)
+    headers = {"Connection": "close"} if reason in _CLOSING else None
+    return PlainTextResponse(text + "\n", status_code=status_code, headers=headers)
 
 
 class WebhookEndpoint:
@@ -105,6 +116,7 @@ class WebhookEndpoint:
         self.services = services
         self.checkout = checkout
         self.max_body_bytes = max_body_bytes
+        self._late: set[asyncio.Future[None]] = set()
 
     async def receive(self, request: Request) -> Response:
         entry = request_log(request)
@@ -113,8 +125,14 @@ class WebhookEndpoint:
         if driver is None or not driver.gateway.capabilities.supports(Operation.HANDLE_WEBHOOK):
             return refusal(entry, "unknown_gateway")
         entry.gateway = name
+        if "transfer-encoding" in request.headers and "content-length" in request.headers:
+            # Framed two ways (RFC 9112 §6.1): answer, and close the connection.
+            return refusal(entry, "ambiguous_length")
         try:
-            body = await _read_body(request, self.max_body_bytes)
+            async with asyncio.timeout(BODY_TIMEOUT):
+                body = await _read_body(request, self.max_body_bytes)
+        except TimeoutError:
+            return refusal(entry, "slow_body")
         except _TooLarge:
             return refusal(entry, "too_large")
         except _BadLength:
@@ -181,25 +199,28 @@ class WebhookEndpoint:
                 stored = await self._stored_payment(name, event)
                 if stored is not None:
                     touched.append(stored)
-        await self._complete_checkouts(touched)
+        await self._complete_checkouts(touched, entry)
         if new:
-            self._received(name, new)
+            await self._received(name, new)
         if handling.check is not None:
             reply = await self.services.answer_check(name, handling.check)
             entry.reason = "check_accepted" if reply is handling.check.accept else "check_rejected"
             return reply
         entry.reason = next((d for d in _DISPOSITIONS if d in entry.events), "no_event")
-        # A verified event no payment of the ledger matches: money paycore does not know.
-        entry.notable = "unmatched" in entry.events
+        # A verified event no payment of the ledger matches, or one about other money.
+        entry.notable = "unmatched" in entry.events or "mismatch" in entry.events
         return handling.reply
 
-    def _received(self, name: str, events: list[GatewayEvent]) -> None:
-        """``paycore_webhook_received`` for the events stored now (after their commits)."""
+    async def _received(self, name: str, events: list[GatewayEvent]) -> None:
+        """``paycore_webhook_received`` for the events stored now (after their commits),
+        in a worker thread: a slow implementation must not hold up the event loop."""
         hooks = self.services.hooks
         if hooks is None:
             return
         try:
-            hooks.paycore_webhook_received(gateway=name, events=tuple(events))
+            await asyncio.to_thread(
+                hooks.paycore_webhook_received, gateway=name, events=tuple(events)
+            )
         except Exception:
             log.exception("hook paycore_webhook_received failed; the delivery stands")
 
@@ -214,11 +235,35 @@ class WebhookEndpoint:
 
         return await asyncio.to_thread(read)
 
-    async def _complete_checkouts(self, payment_ids: Iterable[str]) -> None:
-        for payment_id in dict.fromkeys(payment_ids):
+    async def _complete_checkouts(self, payment_ids: Iterable[str], entry: RequestLog) -> None:
+        """Complete the checkouts of ``payment_ids``, waiting at most `COMPLETION_BUDGET`.
+
+        A completion may release other payments (a void at another, slow provider):
+        past the budget it goes on after the reply. An error within the budget is ours
+        (answered 500, so the provider's retry completes it); one after it is logged,
+        and reconciliation's sweep finishes the checkout.
+        """
+        work = asyncio.ensure_future(self._complete_all(list(dict.fromkeys(payment_ids))))
+        try:
+            await asyncio.wait_for(asyncio.shield(work), COMPLETION_BUDGET)
+        except TimeoutError:
+            entry.late = True  # the checkout's completion goes on after the reply
+            self._late.add(work)
+            work.add_done_callback(self._finished_late)
+
+    async def _complete_all(self, payment_ids: list[str]) -> None:
+        for payment_id in payment_ids:
             checkout_id = await self.checkout.checkout_of_payment(payment_id)
             if checkout_id is not None:
                 await self.checkout.complete(checkout_id)
+
+    def _finished_late(self, work: asyncio.Future[None]) -> None:
+        self._late.discard(work)
+        if not work.cancelled() and work.exception() is not None:
+            log_web.error(
+                "completing a checkout after the reply failed; reconciliation finishes it",
+                exc_info=work.exception(),
+            )
 
 
 def _plugin_failed(error: GatewayProtocolError) -> bool:
