@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from paycore.checkout.coordination import DEFAULT_OPTIONS_TIMEOUT, Coordination
+from paycore.checkout.coordination import (
+    DEFAULT_ABANDON_AFTER,
+    DEFAULT_OPTIONS_TIMEOUT,
+    Coordination,
+)
 from paycore.checkout.model import (
     CaptureMode,
     Cart,
@@ -140,15 +144,24 @@ class AsyncCheckoutService(Coordination):
         return await self.services._carry_out(self._complete(checkout_id, confirm=confirm))
 
     async def complete_unfinished(
-        self, *, older_than: timedelta = timedelta(minutes=5), limit: int = 100
+        self,
+        *,
+        older_than: timedelta = timedelta(minutes=5),
+        abandon_after: timedelta | None = DEFAULT_ABANDON_AFTER,
+        limit: int = 100,
     ) -> list[Checkout]:
-        """Complete (confirming with the gateways) submitted checkouts unchanged for
-        ``older_than``, those whose customer never came back and whose webhook never
-        came, and release what failed checkouts still hold (a payment that went through
-        late). Returns them as they are afterwards."""
-        before: datetime = self.clock() - older_than
-        ids = await self.services._carry_out(self._unfinished(before, limit))
-        return [await self.complete(checkout_id, confirm=True) for checkout_id in ids]
+        """The sweep (run it with reconciliation): complete, confirming with the
+        gateways, the checkouts waiting for ``older_than`` (submitted ones whose customer
+        never came back and whose webhook never came, failed ones still holding money,
+        payments taken out of one still holding money), and cancel as ``abandoned``, with
+        what they hold released, those not finished ``abandon_after`` their creation.
+        Returns them as they are afterwards."""
+        return await self.services._carry_out(self._sweep(older_than, abandon_after, limit))
+
+    async def cancel(self, checkout_id: str) -> Checkout:
+        """Fail the checkout as ``canceled`` and release what its payments hold (a
+        completed one is an order: cancel that with `paycore.oms.OrderPayments`)."""
+        return await self.services._carry_out(self._cancel(checkout_id))
 
     async def save_method(
         self,

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from contextlib import suppress
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -45,7 +45,14 @@ from paycore.checkout.model import (
     StoredMethod,
     Submission,
 )
-from paycore.checkout.store import HOLDING, CheckoutStore, Finished, checkout_fingerprint
+from paycore.checkout.store import (
+    HOLDING,
+    REMOVABLE,
+    CheckoutStore,
+    Finished,
+    checkout_fingerprint,
+    fully_paid,
+)
 from paycore.errors import (
     CurrencyMismatch,
     IdempotencyConflict,
@@ -58,8 +65,9 @@ from paycore.errors import (
     UnsupportedOperation,
 )
 from paycore.gateways.base import Exchange, Gateway, Operation
+from paycore.gateways.scrub import Scrubber
 from paycore.money import Money
-from paycore.transactions.ledger import new_id
+from paycore.transactions.ledger import fingerprint, new_id
 from paycore.transactions.model import (
     CheckoutKind,
     Customer,
@@ -104,6 +112,9 @@ UNSETTLED = frozenset(
 )
 PAY_TYPES = (TransactionType.AUTHORIZE, TransactionType.SALE)
 DEFAULT_OPTIONS_TIMEOUT = 5.0
+# A checkout not finished this long after it was created is abandoned by the sweep.
+DEFAULT_ABANDON_AFTER = timedelta(days=1)
+_CARD_MASK = Scrubber(())
 _OWNER = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
 
 Tender = tuple[Payment, PaymentTransaction | None]
@@ -145,6 +156,7 @@ class Coordination:
         if not isinstance(cart, Cart):
             raise InvalidRequest(f"cart must be a Cart, not {type(cart).__name__}")
         _check_customer(owner)
+        cart = _masked(cart)
         if idempotency_key is not None:
             check_id(idempotency_key, "idempotency_key")
         now = self.clock()
@@ -223,14 +235,18 @@ class Coordination:
         idempotency_key: str | None,
     ) -> Steps[Payment]:
         checkout = yield from self._get(checkout_id)
+        key = None if idempotency_key is None else f"{checkout_id}:{idempotency_key}"
+        if key is not None:
+            check_id(idempotency_key, "idempotency_key")
+            added: Payment | None = yield DbStep(partial(self._payment_by_key, key))
+            if added is not None and added.id in checkout.payment_ids:
+                return added  # added before with this key: the same payment
         if not isinstance(amount, Money):
             raise InvalidAmount(f"amount must be Money, not {type(amount).__name__}")
         if amount.currency != checkout.cart.currency:
             raise CurrencyMismatch(
                 f"checkout {checkout_id} is paid in {checkout.cart.currency}, not {amount.currency}"
             )
-        if idempotency_key is not None:
-            check_id(idempotency_key, "idempotency_key")
         if checkout.status is not CheckoutStatus.OPEN:
             raise StateError(
                 f"cannot add a payment to checkout {checkout_id}: it is {checkout.status}"
@@ -261,6 +277,8 @@ class Coordination:
         name = self.payments._choose_gateway(
             gateway, amount, payment_method, customer, checkout_id, None
         )
+        if payment_method is None:
+            _page_of(self.payments.gateways[name])  # paid on its page: it must have one
         payment: Payment = yield from self.payments._create_payment(
             amount=amount,
             gateway=name,
@@ -271,7 +289,7 @@ class Coordination:
             return_url=self._url("return", name, checkout_id),
             notification_url=self._url("webhooks", name, None),
             metadata={"checkout": checkout_id},
-            idempotency_key=None if idempotency_key is None else f"{checkout_id}:{idempotency_key}",
+            idempotency_key=key,
         )
         yield DbStep(
             lambda: self.records.link(checkout_id, payment.id, payment.amount, self.clock())
@@ -287,21 +305,16 @@ class Coordination:
             raise StateError(
                 f"cannot remove a payment from checkout {checkout_id}: it is {checkout.status}"
             )
-        payment: Payment = yield DbStep(lambda: self.payments.ledger.payment(payment_id))
-        if payment.status in PAID:
-            released = yield from self._release_one(checkout, payment, "remove")
-            if released is None or released.status is not TransactionStatus.SUCCEEDED:
-                raise StateError(
-                    f"payment {payment_id} could not be released, so it stays in the checkout"
-                )
-        elif payment.status not in (PaymentStatus.NEW, *GONE):
-            raise StateError(
-                f"payment {payment_id} is {payment.status}: the customer may still pay it; "
-                "wait until it succeeds, fails or expires"
-            )
-        updated: Checkout = yield DbStep(
-            lambda: self.records.unlink(checkout_id, payment_id, self.clock())
+        # Taken out first, under the checkout's lock and as the payment stands then: a
+        # submit or a page opened meanwhile cannot count it any more.
+        payment: Payment = yield DbStep(
+            lambda: self.records.unlink(checkout_id, payment_id, self.clock(), removable=REMOVABLE)
         )
+        if payment.status in PAID:
+            # Released under a key of its own; if that fails, completing the checkout
+            # (or the sweep) releases it, as a payment of the checkout no longer in it.
+            yield from self._release_one(checkout, payment, "remove")
+        updated: Checkout = yield DbStep(lambda: self.records.get(checkout_id))
         return updated
 
     def _start_payment(
@@ -362,10 +375,22 @@ class Coordination:
                     with suppress(PaycoreError):
                         yield from self.payments._fetch_status(transaction.id)
             tenders = yield DbStep(partial(self._tenders, checkout))
+        detached: list[Payment] = yield DbStep(partial(self._detached, checkout))
+        for payment in detached:
+            yield from self._release_one(checkout, payment, "remove")
         if checkout.status is CheckoutStatus.FAILED:
             yield from self._release(checkout, tenders)
             return checkout
         refused = _refused(tenders)
+        if refused is None and checkout.status is CheckoutStatus.SUBMITTED:
+            # A submit that stopped halfway (its process died) is carried on: the rest
+            # of the payments, under the same keys.
+            unsent = [payment for payment, made in tenders if made is None]
+            for payment in unsent:
+                yield from self._pay(checkout, payment, None)
+            if unsent:
+                tenders = yield DbStep(partial(self._tenders, checkout))
+                refused = _refused(tenders)
         if refused is not None and checkout.status is CheckoutStatus.SUBMITTED:
             finished: Finished = yield DbStep(
                 lambda: self.records.finish(checkout_id, self.clock(), failure=refused)
@@ -395,11 +420,57 @@ class Coordination:
                 lambda: self.payments.ledger.outbox.deliver_checkout(finished.checkout, entry)
             )
 
-    def _unfinished(self, updated_before: datetime, limit: int) -> Steps[list[str]]:
-        ids: list[str] = yield DbStep(
-            lambda: self.records.unfinished(updated_before=updated_before, limit=limit)
+    def _sweep(
+        self, older_than: timedelta, abandon_after: timedelta | None, limit: int
+    ) -> Steps[list[Checkout]]:
+        """Complete what waits past ``older_than``; cancel as abandoned what has not
+        finished ``abandon_after`` its creation (releasing what it holds)."""
+        if not isinstance(older_than, timedelta) or older_than < timedelta(0):
+            raise InvalidRequest("older_than must be a non-negative timedelta")
+        now = self.clock()
+        swept: list[Checkout] = []
+        if abandon_after is not None:
+            stale: list[str] = yield DbStep(
+                lambda: self.records.stale(created_before=now - abandon_after, limit=limit)
+            )
+            for checkout_id in stale:
+                checkout = yield from self._complete(checkout_id, confirm=True)
+                if not checkout.status.is_final:
+                    checkout = yield from self._cancel(checkout_id, "abandoned")
+                swept.append(checkout)
+        waiting: list[str] = yield DbStep(
+            lambda: self.records.unfinished(updated_before=now - older_than, limit=limit)
         )
-        return ids
+        for checkout_id in waiting:
+            checkout = yield from self._complete(checkout_id, confirm=True)
+            if not checkout.status.is_final:
+                # Looked at: the sweep takes the longest unseen first, so a checkout that
+                # cannot finish yet never holds up the others.
+                yield DbStep(partial(self.records.touch, checkout_id, self.clock()))
+            swept.append(checkout)
+        return swept
+
+    def _cancel(self, checkout_id: str, reason: str = "canceled") -> Steps[Checkout]:
+        """Fail the checkout (``reason``) unless it completed, and release what it holds."""
+        checkout = yield from self._get(checkout_id)
+        if checkout.status is not CheckoutStatus.FAILED:
+            failure = CheckoutFailure(payment_id=None, reason=reason)
+            finished: Finished = yield DbStep(
+                lambda: self.records.finish(checkout_id, self.clock(), failure=failure)
+            )
+            yield from self._announce(finished)
+            checkout = finished.checkout
+        if checkout.status is CheckoutStatus.COMPLETED:
+            raise StateError(
+                f"checkout {checkout_id} is completed: cancel its order "
+                f"{checkout.order_id} instead (OrderPayments.cancel)"
+            )
+        tenders: list[Tender] = yield DbStep(partial(self._tenders, checkout))
+        yield from self._release(checkout, tenders)
+        detached: list[Payment] = yield DbStep(partial(self._detached, checkout))
+        for payment in detached:
+            yield from self._release_one(checkout, payment, "remove")
+        return checkout
 
     # -- stored methods -------------------------------------------------------------------
 
@@ -413,8 +484,10 @@ class Coordination:
     ) -> Steps[StoredMethod]:
         _check_customer(owner)
         self._vault(gateway)
+        check_id(idempotency_key, "idempotency_key")
         request = SaveMethodRequest(
-            idempotency_key=idempotency_key,
+            # The caller's key, for this customer: two customers' "save-1" are two saves.
+            idempotency_key=f"save:{fingerprint(owner)[:16]}:{idempotency_key}"[:255],
             payment_method=payment_method,
             customer=customer or Customer(reference=owner),
         )
@@ -449,7 +522,7 @@ class Coordination:
             partial(self.payments.ledger.transactions, payment.id)
         )
         made = _pay_transaction(transactions)
-        if made is not None:
+        if made is not None and made.status is not TransactionStatus.FAILED:
             return made
         gateway = self.payments.gateways[payment.gateway]
         kind = (
@@ -461,11 +534,19 @@ class Coordination:
         if page is None and payment.payment_method is None:
             # Nothing to charge without the customer: their page is how it is paid.
             page = _page_of(gateway)
+        if made is not None:
+            # It failed with nothing sent (the gateway was down): sent again, the same
+            # way, under its key. Asked another way (another page), it stays failed.
+            kind = made.type
         try:
             transaction: PaymentTransaction = yield from self.payments._mutate(
                 payment.id, kind, None, idempotency_key=f"{checkout.id}:pay", checkout=page
             )
-        except (PaymentBusy, IdempotencyConflict):
+        except IdempotencyConflict:
+            if made is not None:
+                return made
+            raise
+        except PaymentBusy:
             raise
         except PaycoreError:
             # Refused before sending (the gateway cannot take it so): recorded failed.
@@ -506,6 +587,19 @@ class Coordination:
             return None
         return None
 
+    def _detached(self, checkout: Checkout) -> list[Payment]:
+        """Payments made for the checkout and taken out of it that still hold money."""
+        return [
+            payment
+            for payment in self.payments.ledger.payments_of(checkout.id)
+            if payment.id not in checkout.payment_ids and payment.status in PAID
+        ]
+
+    def _payment_by_key(self, key: str) -> Payment | None:
+        with self.payments.store.reading() as session:
+            found = session.payment_by_key(key)
+        return None if found is None else found[0]
+
     def _tenders(self, checkout: Checkout) -> list[Tender]:
         """The checkout's payments, each with its authorize or sale (database reads)."""
         ledger = self.payments.ledger
@@ -544,6 +638,15 @@ class Coordination:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _masked(cart: Cart) -> Cart:
+    """The cart with any card number in its items' text masked: it is stored."""
+    items = [
+        evolve(item, sku=_CARD_MASK.text(item.sku), name=_CARD_MASK.text(item.name))
+        for item in cart.items
+    ]
+    return evolve(cart, items=items)
 
 
 def _check_customer(owner: Any) -> None:
@@ -612,12 +715,18 @@ def _refused(tenders: Iterable[Tender]) -> CheckoutFailure | None:
             )
         if payment.status in GONE and transaction is not None:
             return CheckoutFailure(payment_id=payment.id, reason=str(payment.status))
+        if payment.status in PAID and payment.authorized < payment.amount:
+            return CheckoutFailure(
+                payment_id=payment.id,
+                reason="partially_approved",
+                message=f"the gateway approved {payment.authorized} of {payment.amount}",
+            )
     return None
 
 
 def _all_paid(tenders: list[Tender], checkout: Checkout) -> bool:
     return (
         bool(tenders)
-        and all(payment.status in PAID for payment, _ in tenders)
+        and all(fully_paid(payment) for payment, _ in tenders)
         and _sum(tenders, checkout) == checkout.total
     )

@@ -195,9 +195,10 @@ class Cart:
 
 @frozen(kw_only=True)
 class CheckoutFailure:
-    """Which payment made the checkout fail, and why (a decline reason or a failure)."""
+    """Why the checkout failed: the payment that failed and its decline reason or failure,
+    or (no payment) ``canceled`` by the merchant or ``abandoned`` by the customer."""
 
-    payment_id: str
+    payment_id: str | None
     reason: str
     message: str | None = None
 

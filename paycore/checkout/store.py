@@ -29,15 +29,44 @@ from paycore.money import Money
 from paycore.transactions.ledger import fingerprint
 from paycore.transactions.model import PaymentStatus, SavedMethod
 from paycore.transactions.outbox import Outbox
+from paycore.transactions.records import Payment
 from paycore.transactions.schema import checkout_payments, checkouts, payments, stored_methods
 from paycore.transactions.store import Store, _aware, _when
 
-__all__ = ["HOLDING", "CheckoutStore", "Finished", "checkout_fingerprint"]
+__all__ = [
+    "HOLDING",
+    "REMOVABLE",
+    "CheckoutStore",
+    "Finished",
+    "checkout_fingerprint",
+    "fully_paid",
+]
 
 # A payment that holds the customer's money: reserved or taken.
 HOLDING = frozenset(
     {PaymentStatus.AUTHORIZED, PaymentStatus.PARTIALLY_CAPTURED, PaymentStatus.CAPTURED}
 )
+# What a payment may be to leave an open checkout (what it holds is then released):
+# not while the customer may still pay it.
+REMOVABLE = frozenset(
+    HOLDING
+    | {
+        PaymentStatus.NEW,
+        PaymentStatus.FAILED,
+        PaymentStatus.EXPIRED,
+        PaymentStatus.VOIDED,
+        PaymentStatus.REFUNDED,
+    }
+)
+
+
+def fully_paid(payment: Payment) -> bool:
+    """Whether the payment holds all its amount (not a partial approval, nothing given back)."""
+    return (
+        payment.status in HOLDING
+        and payment.authorized == payment.amount
+        and payment.refunded.is_zero()
+    )
 
 
 @frozen
@@ -109,13 +138,21 @@ class CheckoutStore:
         return None if row is None else str(row.checkout_id)
 
     def unfinished(self, *, updated_before: datetime, limit: int) -> list[str]:
-        """Checkouts to complete again, oldest first: submitted ones not changed since
-        ``updated_before``, and failed ones still holding money (a payment that went
-        through after its checkout failed, and is not released yet)."""
+        """Checkouts to complete again, oldest first, not changed since
+        ``updated_before``: submitted ones, failed ones still holding money (a payment
+        that went through after its checkout failed), and any with a payment taken out
+        of it that still holds money."""
+        holding_statuses = [status.value for status in HOLDING]
         holding = (
             sa.select(checkout_payments.c.checkout_id)
             .join(payments, payments.c.id == checkout_payments.c.payment_id)
-            .where(payments.c.status.in_([status.value for status in HOLDING]))
+            .where(payments.c.status.in_(holding_statuses))
+        )
+        # Payments made for a checkout, taken out of it, and still holding money.
+        detached = (
+            sa.select(payments.c.owner)
+            .where(payments.c.status.in_(holding_statuses))
+            .where(payments.c.id.not_in(sa.select(checkout_payments.c.payment_id)))
         )
         with self.store.reading() as session:
             rows = session.connection.execute(
@@ -127,11 +164,33 @@ class CheckoutStore:
                         (checkouts.c.status == CheckoutStatus.FAILED.value)
                         & checkouts.c.id.in_(holding)
                     )
+                    | checkouts.c.id.in_(detached)
                 )
                 .order_by(checkouts.c.updated_at)
                 .limit(limit)
             )
             return [str(row.id) for row in rows]
+
+    def stale(self, *, created_before: datetime, limit: int) -> list[str]:
+        """Open or submitted checkouts created before ``created_before``, oldest first."""
+        with self.store.reading() as session:
+            rows = session.connection.execute(
+                sa.select(checkouts.c.id)
+                .where(
+                    checkouts.c.status.in_(
+                        [CheckoutStatus.OPEN.value, CheckoutStatus.SUBMITTED.value]
+                    )
+                )
+                .where(checkouts.c.created_at < created_before)
+                .order_by(checkouts.c.created_at)
+                .limit(limit)
+            )
+            return [str(row.id) for row in rows]
+
+    def touch(self, checkout_id: str, now: datetime) -> None:
+        """Note that the checkout was looked at (the sweep takes the longest unseen first)."""
+        with self.store.writing() as session:
+            _touch(session.connection, checkout_id, now)
 
     def link(self, checkout_id: str, payment_id: str, amount: Money, now: datetime) -> Checkout:
         """Add the payment to the open checkout, unless that would pay more than its total."""
@@ -161,18 +220,38 @@ class CheckoutStore:
             _touch(connection, checkout_id, now)
             return _read(connection, checkout_id)
 
-    def unlink(self, checkout_id: str, payment_id: str, now: datetime) -> Checkout:
+    def unlink(
+        self,
+        checkout_id: str,
+        payment_id: str,
+        now: datetime,
+        *,
+        removable: frozenset[PaymentStatus],
+    ) -> Payment:
+        """Take the payment out of the open checkout, judged as it stands under the lock.
+
+        Its status must be one of ``removable``; it is returned as it stands, for the
+        caller to release what it holds. Taking out one taken out before returns it.
+        """
         with self.store.writing() as session:
             connection = session.connection
             checkout = self._locked(connection, checkout_id)
+            payment = session.payment(payment_id, lock=True)
+            if payment is None or payment.owner != checkout_id:
+                raise NotFound("payment of the checkout", payment_id)
             if payment_id not in checkout.payment_ids:
-                return checkout
+                return payment
             _require_open(checkout, "remove a payment from")
+            if payment.status not in removable:
+                raise StateError(
+                    f"payment {payment_id} is {payment.status}: the customer may still pay "
+                    "it; wait until it succeeds, fails or expires"
+                )
             connection.execute(
                 checkout_payments.delete().where(checkout_payments.c.payment_id == payment_id)
             )
             _touch(connection, checkout_id, now)
-            return _read(connection, checkout_id)
+            return payment
 
     def submit(self, checkout_id: str, now: datetime) -> Checkout:
         """Move an open checkout whose payments cover its total exactly to ``submitted``."""
@@ -333,18 +412,22 @@ def _sum_of(connection: Connection, checkout: Checkout) -> int:
 
 
 def _holds_total(connection: Connection, checkout: Checkout) -> bool:
-    """Whether every payment of the checkout holds its money and they add up to the total."""
+    """Whether every payment of the checkout holds all its amount and they add up to the
+    total (judged on the rows as they stand)."""
     if not checkout.payment_ids:
         return False
     rows = connection.execute(
-        sa.select(payments.c.amount, payments.c.status).where(
-            payments.c.id.in_(checkout.payment_ids)
-        )
+        sa.select(
+            payments.c.amount, payments.c.authorized, payments.c.refunded, payments.c.status
+        ).where(payments.c.id.in_(checkout.payment_ids))
     ).all()
     holding = {status.value for status in HOLDING}
     return (
         len(rows) == len(checkout.payment_ids)
-        and all(row.status in holding for row in rows)
+        and all(
+            row.status in holding and row.authorized == row.amount and row.refunded == 0
+            for row in rows
+        )
         and sum(int(row.amount) for row in rows) == checkout.total.minor_units
     )
 
@@ -391,7 +474,7 @@ def _checkout_values(checkout: Checkout) -> dict[str, Any]:
 
 def _checkout_from(row: Mapping[Any, Any], payment_ids: tuple[str, ...]) -> Checkout:
     failure = None
-    if row["failed_payment_id"] is not None:
+    if row["failure_reason"] is not None:
         failure = CheckoutFailure(
             payment_id=row["failed_payment_id"],
             reason=row["failure_reason"] or "failed",
@@ -420,7 +503,10 @@ def _insert_method(connection: Connection, method: StoredMethod) -> StoredMethod
         .where(stored_methods.c.token == saved.token)
     ).first()
     if existing is not None:
-        return _method_from(existing._mapping)
+        kept = _method_from(existing._mapping)
+        if kept.owner != method.owner:
+            raise StateError(f"gateway {saved.gateway!r} keeps that method for another customer")
+        return kept
     connection.execute(
         stored_methods.insert(),
         {

@@ -792,14 +792,16 @@ def _in_flight(
 
     A webhook may overtake the answer to the request it reports: the refund is done at
     the provider, the event names the provider's new refund id, and the ledger has
-    not recorded that id yet. One mutation at a time is in flight per payment, so a
-    single unresolved transaction of that type without a provider id, for the event's
+    not recorded that id yet. One mutation at a time is in flight per payment, so the
+    only transaction of that type without a provider id, unresolved, for the event's
     amount and written before the event happened, is the one it reports.
     """
-    waiting = [t for t in candidates if t.gateway_transaction_id is None and t.status in UNRESOLVED]
-    if len(waiting) != 1:
+    # Any other transaction of the type without a provider id (one refused before the
+    # provider named it, say) could be the one the event reports: then it is no one's.
+    unnamed = [t for t in candidates if t.gateway_transaction_id is None]
+    if len(unnamed) != 1 or unnamed[0].status not in UNRESOLVED:
         return None
-    (transaction,) = waiting
+    (transaction,) = unnamed
     if event.amount is not None and event.amount != transaction.amount:
         return None
     if event.occurred_at < transaction.created_at - _EVENT_CLOCK_SKEW:

@@ -258,3 +258,19 @@ def test_start_payment_opens_a_payment_link_once_and_submit_keeps_it(
     assert services.get_payment(direct).status is PaymentStatus.AUTHORIZED
     with pytest.raises(StateError, match="needs no customer action"):
         checkout.start_payment(checkout_id, direct)
+
+
+def test_two_customers_saving_with_the_same_key_save_two_methods(
+    checkout: CheckoutService,
+) -> None:
+    visa = PaymentMethod(type="card", token="pm_card_visa")
+    first = checkout.save_method("customer-1", gateway="wooshpay", payment_method=visa,
+                                 idempotency_key="save-1")  # fmt: skip
+    second = checkout.save_method("customer-2", gateway="wooshpay", payment_method=visa,
+                                  idempotency_key="save-1")  # fmt: skip
+    again = checkout.save_method("customer-1", gateway="wooshpay", payment_method=visa,
+                                 idempotency_key="save-1")  # fmt: skip
+
+    assert first.method.token != second.method.token
+    assert again == first
+    assert [m.id for m in checkout.saved_methods("customer-2")] == [second.id]
