@@ -9,11 +9,12 @@ by the commands that need them, so ``paycore --help`` starts quickly.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from errno import EADDRINUSE
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlsplit
 
 import click
@@ -667,6 +668,251 @@ def _log_requests() -> None:
     logger = logging.getLogger("paycore")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+
+
+# -- order payments ------------------------------------------------------------------
+
+
+@cli.group("oms")
+def oms_group() -> None:
+    """Order payments: batches of captures, cancels and refunds; expiring authorizations."""
+
+
+@oms_group.command("run")
+@click.argument("file", type=click.File("rb"))
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 1024),
+    default=16,
+    show_default=True,
+    metavar="N",
+    help="How many instructions are carried out at once.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Show what each instruction would do; send and write nothing."
+)
+@click.option("--celery", is_flag=True, help="Run on the Celery workers, not in this process.")
+@click.pass_context
+def oms_run(
+    ctx: click.Context, file: BinaryIO, concurrency: int, dry_run: bool, celery: bool
+) -> None:
+    """Carry out the instructions of FILE (JSON Lines; - reads standard input).
+
+    One instruction per line, for orders whose payments the ledger holds:
+
+    \b
+      {"op": "capture", "order_id": "ord_1", "fulfillment_id": "shp_1",
+       "amount": 2500, "currency": "EUR", "final": false}
+      {"op": "cancel", "order_id": "ord_2"}
+      {"op": "refund", "order_id": "ord_1", "return_id": "ret_1",
+       "amount": 1200, "currency": "EUR"}
+
+    Amounts are integers of minor units. A bad line is reported with its number and
+    skipped. Instructions about one order run one after the other, in file order.
+    Running a batch again, after a crash or Ctrl-C, is safe: what was done is skipped,
+    what was sent without an answer is asked about, the rest is done once. Ctrl-C
+    starts nothing more, waits for what is in flight, and prints the summary.
+
+    \b
+    Exit status:
+      0    every instruction done, now or before
+      1    some declined, failed or unknown, a rejected line, or an error
+      2    a usage error
+      130  interrupted (Ctrl-C)
+    """
+    from paycore.config import load_settings
+    from paycore.oms.jobs import read_instructions
+    from paycore.oms.progress import reporter_for
+
+    if celery and dry_run:
+        raise _UsageFailure("--dry-run plans in this process; leave out --celery")
+    state: _State = ctx.obj
+    settings = load_settings(state.config_path)
+    if not celery:  # on Celery, the workers' settings name the gateways
+        _with_gateways(settings, "no instruction can be done")
+    total = _lines_in(file)
+    entries = read_instructions(_read_lines(file))
+    reporter = reporter_for(_console())
+    with _stop_on_interrupt() as stop:
+        if celery:
+            from paycore.oms.celery import run_batch_on_celery
+
+            explicit = (
+                ctx.get_parameter_source("concurrency") is click.core.ParameterSource.COMMANDLINE
+            )
+            summary = run_batch_on_celery(
+                settings,
+                entries,
+                reporter=reporter,
+                concurrency_limit=concurrency if explicit else None,
+                total=total,
+                stop=stop,
+            )
+        else:
+            summary = _run_here(
+                state, settings, entries, concurrency, dry_run, total, stop, reporter
+            )
+    if stop.is_set():
+        ctx.exit(130)
+    if not summary.ok:
+        ctx.exit(1)
+
+
+def _run_here(
+    state: _State,
+    settings: Any,
+    entries: Iterator[Any],
+    concurrency: int,
+    dry_run: bool,
+    total: int | None,
+    stop: threading.Event,
+    reporter: Any,
+) -> Any:
+    """Run a batch in this process, on the settings' ledger and gateways."""
+    from paycore.oms import OrderPayments
+    from paycore.oms.jobs import run_batch
+    from paycore.transactions.migrate import head_revision
+    from paycore.transactions.services import PaymentTransactionServices
+
+    with _ledger(state) as (store, shown_url):
+        current = store.current_revision()
+        if current != head_revision():
+            raise _Failure(
+                f"database {shown_url} is at revision {current or 'none'}, not "
+                f"{head_revision()}: run 'paycore db upgrade'"
+            )
+        services = PaymentTransactionServices.from_settings(settings, store=store)
+        try:
+            return run_batch(
+                OrderPayments(services),
+                entries,
+                concurrency=concurrency,
+                dry_run=dry_run,
+                reporter=reporter,
+                total=total,
+                stop=stop,
+            )
+        finally:
+            services.close()
+
+
+def _read_lines(file: BinaryIO) -> Iterator[bytes]:
+    """The lines of ``file``; failing to read it midway is one ``error:`` line (after
+    the summary of what was done)."""
+    try:
+        yield from file
+    except OSError as error:
+        name = getattr(file, "name", "the input")
+        raise _Failure(f"cannot read {name}: {error.strerror or error}") from error
+
+
+def _lines_in(file: BinaryIO) -> int | None:
+    """How many lines of ``file`` are not blank, when it can be read twice (not a pipe)."""
+    try:
+        if not file.seekable():
+            return None
+        start = file.tell()
+        count = sum(1 for raw in file if raw.strip())
+        file.seek(start)
+    except OSError:
+        return None
+    return count
+
+
+@contextmanager
+def _stop_on_interrupt() -> Iterator[threading.Event]:
+    """An event the first Ctrl-C (SIGINT) sets, instead of interrupting; a second
+    Ctrl-C interrupts as usual."""
+    import signal
+
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    restore = previous if previous is not None else signal.default_int_handler
+
+    def first(signum: int, frame: Any) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, restore)
+
+    signal.signal(signal.SIGINT, first)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, restore)
+
+
+def _within(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
+    """A duration, as --older-than takes it."""
+    return _older_than(ctx, param, value)
+
+
+@oms_group.command("expiring")
+@click.option(
+    "--within",
+    metavar="DURATION",
+    default="2d",
+    show_default=True,
+    callback=_within,
+    help="List authorizations expiring within DURATION (30s, 5m, 1h, 2d).",
+)
+@click.pass_obj
+def oms_expiring(state: _State, within: timedelta) -> None:
+    """List the authorizations that expire soon, soonest first.
+
+    Each still holds money the order has not captured: capture it before it expires,
+    or authorize it again. Uses the settings' database.
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    from paycore.config import load_settings
+    from paycore.oms import OrderPayments
+    from paycore.transactions.services import PaymentTransactionServices
+
+    settings = load_settings(state.config_path)
+    with _ledger(state) as (store, _):
+        services = PaymentTransactionServices.from_settings(settings, store=store)
+        try:
+            found = OrderPayments(services).expiring(within)
+            now = services.clock()
+        finally:
+            services.close()
+    console = _console()
+    shown = _duration(int(within.total_seconds()))
+    if not found:
+        console.print(f"No authorization expires within {shown}.")
+        return
+    table = Table("payment", "order", "gateway", "holds", "expires", "in")
+    for payment in found:
+        expires = payment.authorization_expires_at
+        table.add_row(
+            Text(payment.id, no_wrap=True),
+            Text(payment.owner or "-"),
+            Text(payment.gateway),
+            Text(str(payment.capturable), no_wrap=True),
+            Text(expires.strftime("%Y-%m-%d %H:%M UTC") if expires else "-", no_wrap=True),
+            Text(_time_left(expires - now) if expires else "-", no_wrap=True),
+        )
+    console.print(table)
+    count = len(found)
+    console.print(Text(f"{count} authorization{'s' if count != 1 else ''} expiring within {shown}"))
+
+
+def _time_left(left: timedelta) -> str:
+    """``left`` roughly, in its two largest units (``1 d 4 h``); ``expired`` when past."""
+    seconds = int(left.total_seconds())
+    if seconds <= 0:
+        return "expired"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size} {unit}")
+            seconds %= size
+        if len(parts) == 2:
+            break
+    return " ".join(parts)
 
 
 # -- demo ----------------------------------------------------------------------------
