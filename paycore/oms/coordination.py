@@ -75,10 +75,7 @@ class OmsCoordination:
     def _carry_out(self, instruction: Instruction, *, dry_run: bool) -> Steps[InstructionResult]:
         if not isinstance(instruction, Instruction):
             raise InvalidRequest(f"expected an Instruction, not {type(instruction).__name__}")
-        order: list[Payment] = yield DbStep(partial(self._order, instruction.order_id))
-        done: dict[str, PaymentTransaction] = yield DbStep(
-            partial(self._done_before, order, instruction.key)
-        )
+        order, done = yield DbStep(partial(self._order_and_done, instruction))
         shares = self._shares(instruction, order, done)
         releases = self._final_releases(instruction, order, done, shares)
         held = self._held(instruction, order, done, shares)
@@ -236,21 +233,18 @@ class OmsCoordination:
 
     # -- reads -----------------------------------------------------------------------------
 
-    def _order(self, order_id: str) -> list[Payment]:
-        payments = list(self.payments.ledger.payments_of(order_id))
-        if not payments:
-            raise NotFound("order", order_id)
-        return payments
-
-    def _done_before(self, order: list[Payment], key: str) -> dict[str, PaymentTransaction]:
-        """The transactions this instruction's key made on the order's payments, by payment."""
-        found: dict[str, PaymentTransaction] = {}
+    def _order_and_done(
+        self, instruction: Instruction
+    ) -> tuple[list[Payment], dict[str, PaymentTransaction]]:
+        """The order's payments, and what this instruction's key made on them before (by
+        payment), read in one database transaction."""
         with self.payments.store.reading() as session:
-            for payment in order:
-                transaction = session.transaction_by_key(payment.id, key)
-                if transaction is not None:
-                    found[payment.id] = transaction
-        return found
+            order = session.payments_of_owner(instruction.order_id)
+            if not order:
+                raise NotFound("order", instruction.order_id)
+            made = session.transactions_by_key([p.id for p in order], instruction.key)
+        by_payment = {transaction.payment_id: transaction for transaction in made}
+        return order, {p.id: by_payment[p.id] for p in order if p.id in by_payment}
 
     def _payment_by_key(self, key: str) -> Payment | None:
         with self.payments.store.reading() as session:

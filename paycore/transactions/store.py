@@ -358,6 +358,19 @@ class StoreSession:
         ).first()
         return None if row is None else _transaction_from(row._mapping)
 
+    def transactions_by_key(
+        self, payment_ids: Sequence[str], idempotency_key: str
+    ) -> list[PaymentTransaction]:
+        """The transactions of ``payment_ids`` made under ``idempotency_key`` (one query)."""
+        if not payment_ids:
+            return []
+        rows = self.connection.execute(
+            transactions.select()
+            .where(transactions.c.payment_id.in_(list(payment_ids)))
+            .where(transactions.c.idempotency_key == idempotency_key)
+        )
+        return [_transaction_from(row._mapping) for row in rows]
+
     def transactions_of(
         self, payment_id: str, *, statuses: Iterable[TransactionStatus] | None = None
     ) -> list[PaymentTransaction]:
