@@ -769,6 +769,10 @@ def _run_here(
     reporter: Any,
 ) -> Any:
     """Run a batch in this process, on the settings' ledger and gateways."""
+    import httpx
+
+    from paycore.config import build_gateways
+    from paycore.gateways.driver import GatewayDriver
     from paycore.oms import OrderPayments
     from paycore.oms.jobs import run_batch
     from paycore.transactions.migrate import head_revision
@@ -781,7 +785,14 @@ def _run_here(
                 f"database {shown_url} is at revision {current or 'none'}, not "
                 f"{head_revision()}: run 'paycore db upgrade'"
             )
-        services = PaymentTransactionServices.from_settings(settings, store=store)
+        # One kept-alive connection per slot and gateway: no reconnecting under load.
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        clients = {name: httpx.Client(limits=limits) for name in settings.gateways}
+        drivers = {
+            name: GatewayDriver(gateway, client=clients[name])
+            for name, gateway in build_gateways(settings).items()
+        }
+        services = PaymentTransactionServices(store, drivers)
         try:
             return run_batch(
                 OrderPayments(services),
@@ -794,6 +805,8 @@ def _run_here(
             )
         finally:
             services.close()
+            for client in clients.values():
+                client.close()
 
 
 def _read_lines(file: BinaryIO) -> Iterator[bytes]:
