@@ -24,6 +24,7 @@ from attrs import evolve
 from paycore.errors import (
     InvalidRequest,
     NotFound,
+    PaymentBusy,
     StateError,
     UnsupportedOperation,
 )
@@ -38,7 +39,7 @@ from paycore.oms.model import (
 )
 from paycore.transactions.model import PaymentMethod, TransactionStatus, TransactionType
 from paycore.transactions.orchestration import DbStep, Orchestration, Steps, check_id
-from paycore.transactions.records import Payment, PaymentTransaction
+from paycore.transactions.records import UNRESOLVED, Payment, PaymentTransaction
 
 __all__ = ["OmsCoordination"]
 
@@ -118,11 +119,17 @@ class OmsCoordination:
             )
         outcome = _worst(made)
         failures = [t for t in made if t.status is not TransactionStatus.SUCCEEDED]
+        message = _why(failures) if failures else None
+        if message is None and held is not None and held.is_positive():
+            message = (
+                f"{held} stays authorized: an authorization is released only whole, and "
+                "only where its gateway can void"
+            )
         return InstructionResult(
             instruction=instruction,
             outcome=outcome,
             transactions=tuple(made),
-            message=None if not failures else _why(failures),
+            message=message,
             held=held,
         )
 
@@ -152,12 +159,15 @@ class OmsCoordination:
         fresh = [payment for payment in order if payment.id not in done]
         covered = sum((t.amount for t in done.values()), _zero(order))
         if instruction.kind is InstructionKind.CANCEL:
+            # Only what its gateway can void is released; the rest is reported held.
+            voidable = [p for p in fresh if self._can_void(p) and p.capturable.is_positive()]
             if instruction.amount is None:
-                return [Share(p.id, p.capturable) for p in fresh if p.capturable.is_positive()]
+                return [Share(p.id, p.capturable) for p in voidable]
+            _same_currency(instruction.amount, order)
             remaining = instruction.amount - covered
             if not remaining.is_positive():
                 return []
-            shares, _ = release(remaining, [(p.id, p.capturable) for p in reversed(fresh)])
+            shares, _ = release(remaining, [(p.id, p.capturable) for p in reversed(voidable)])
             return shares
         assert instruction.amount is not None
         _same_currency(instruction.amount, order)
@@ -223,13 +233,20 @@ class OmsCoordination:
         done: dict[str, PaymentTransaction],
         shares: list[Share],
     ) -> Money | None:
-        """What a partial cancel could not release (an authorization releases only whole)."""
-        if instruction.kind is not InstructionKind.CANCEL or instruction.amount is None:
+        """What a cancel leaves authorized of what it asked to release: an authorization
+        releases only whole, and one whose gateway cannot void not at all."""
+        if instruction.kind is not InstructionKind.CANCEL:
             return None
-        released = sum((t.amount for t in done.values()), _zero(order))
-        released = released + sum((s.amount for s in shares), _zero(order))
-        left = instruction.amount - released
-        return left if left.is_positive() else Money.zero(instruction.amount.currency)
+        released = {s.payment_id for s in shares} | set(done)
+        still = sum((p.capturable for p in order if p.id not in released), _zero(order))
+        if instruction.amount is None:
+            return still
+        asked = instruction.amount - sum((t.amount for t in done.values()), _zero(order))
+        left = asked - sum((s.amount for s in shares), _zero(order))
+        return max(Money.zero(left.currency), min(left, still))
+
+    def _can_void(self, payment: Payment) -> bool:
+        return self.payments.gateways[payment.gateway].capabilities.supports(Operation.VOID)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -271,6 +288,14 @@ class OmsCoordination:
         key = f"reauthorize:{old.id}"
         new: Payment | None = yield DbStep(partial(self._payment_by_key, key))
         if new is None:
+            transactions: tuple[PaymentTransaction, ...] = yield DbStep(
+                partial(self.payments.ledger.transactions, old.id)
+            )
+            if any(t.status in UNRESOLVED for t in transactions):
+                raise PaymentBusy(
+                    f"payment {payment_id} has a transaction whose outcome is not known yet: "
+                    "authorize it again once reconciliation has settled it"
+                )
             method = old.payment_method
             capabilities = self.payments.gateways[old.gateway].capabilities
             if not old.capturable.is_positive():
@@ -298,9 +323,21 @@ class OmsCoordination:
             new.id, TransactionType.AUTHORIZE, None, idempotency_key=key
         )
         if authorization.status is TransactionStatus.SUCCEEDED:
-            yield from self.payments._mutate(
-                old.id, TransactionType.VOID, None, idempotency_key=f"reauthorized:{new.id}"
-            )
+            problem = None
+            try:
+                released: PaymentTransaction = yield from self.payments._mutate(
+                    old.id, TransactionType.VOID, None, idempotency_key=f"reauthorized:{new.id}"
+                )
+                if released.status is not TransactionStatus.SUCCEEDED:
+                    problem = f"its void is {released.status}"
+            except (PaymentBusy, StateError) as error:
+                problem = str(error)
+            if problem is not None:
+                raise StateError(
+                    f"payment {new.id} authorizes {authorization.amount} again, but the old "
+                    f"authorization of {old.id} is not released yet ({problem}): both are "
+                    "held; call reauthorize again to release the old one"
+                )
         return authorization
 
 

@@ -88,7 +88,8 @@ class Instruction:
     """One instruction about an order's payments; see the module docstring.
 
     ``reference`` is the fulfilment id (capture), return id (refund) or cancellation
-    id (cancel; optional: without one, a cancel of everything is keyed by the order).
+    id (cancel: required with an amount; a cancel of everything without one is keyed
+    by the order).
     ``final`` (capture only): the order's last capture, releasing what stays authorized.
     """
 
@@ -110,6 +111,10 @@ class Instruction:
         if self.amount is None:
             if self.kind is not InstructionKind.CANCEL:
                 raise InvalidRequest(f"a {self.kind} needs an amount")
+        elif self.kind is InstructionKind.CANCEL and self.reference is None:
+            # Each partial cancel is its own event: keyed by the order alone, a second
+            # one would be taken for the first, done before.
+            raise InvalidRequest("a cancel of an amount needs a cancellation_id")
         elif not isinstance(self.amount, Money):
             raise InvalidAmount(f"amount must be Money, not {type(self.amount).__name__}")
         elif not self.amount.is_positive():

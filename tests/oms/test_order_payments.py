@@ -240,3 +240,21 @@ def test_an_authorization_the_provider_gives_no_expiry_for_expires_after_the_gat
     window = services.gateways["dummy"].capabilities.authorization_window
     assert expires is not None
     assert abs((expires - services.clock()) - window) < timedelta(minutes=1)
+
+
+def test_a_partial_cancel_beyond_what_is_authorized_reports_nothing_held(
+    oms: OrderPayments, services: PaymentTransactionServices
+) -> None:
+    first, second = order(services, 2000, 1000)
+
+    result = oms.cancel("ord-1", eur(5000), cancellation_id="c1")
+
+    assert {t.payment_id for t in result.transactions} == {first, second}
+    assert result.held == eur(0)
+
+
+def test_a_partial_cancel_needs_its_own_id(oms: OrderPayments) -> None:
+    from paycore.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest, match="needs a cancellation_id"):
+        oms.cancel("ord-1", eur(1000))
