@@ -106,6 +106,10 @@ class OmsCoordination:
             made.append(
                 (yield from self._mutate(kind, share.payment_id, share.amount, instruction))
             )
+        if any(t.status is not TransactionStatus.SUCCEEDED for t in made):
+            # The final capture did not go through: what the others hold may still be
+            # needed. Released when it does (the instruction run again).
+            releases = []
         for payment_id in releases:
             made.append(
                 (

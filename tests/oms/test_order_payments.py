@@ -258,3 +258,19 @@ def test_a_partial_cancel_needs_its_own_id(oms: OrderPayments) -> None:
 
     with pytest.raises(InvalidRequest, match="needs a cancellation_id"):
         oms.cancel("ord-1", eur(1000))
+
+
+def test_a_final_capture_that_does_not_go_through_releases_nothing_else(
+    oms: OrderPayments, services: PaymentTransactionServices, paycore_dummy_sandbox: DummySandbox
+) -> None:
+    first, second = order(services, 1000, 1000)
+    paycore_dummy_sandbox.queue_faults("drop", "drop", "drop")  # the capture's answer is lost
+
+    lost = oms.capture_for_fulfillment("ord-1", "shp-1", eur(500), final=True)
+
+    assert lost.outcome is InstructionOutcome.UNKNOWN
+    assert services.get_payment(second).capturable == eur(1000)  # not released
+    done = oms.capture_for_fulfillment("ord-1", "shp-1", eur(500), final=True)
+    assert done.outcome is InstructionOutcome.SUCCEEDED
+    assert services.get_payment(second).status is PaymentStatus.VOIDED
+    assert services.get_payment(first).captured == eur(500)
