@@ -36,10 +36,8 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -50,8 +48,8 @@ from typing import Any, TypeVar
 
 import httpx
 import sqlalchemy as sa
+from _ledger import fresh_ledger
 from _sandbox import sandbox_process
-from sqlalchemy.engine import make_url
 
 from paycore.config import redact_url
 from paycore.errors import ConfigurationError
@@ -226,31 +224,10 @@ def postgres_problem(url: str) -> str | None:
 @contextmanager
 def ledger_store(database: str, postgres_url: str) -> Iterator[Store]:
     """A migrated, empty ledger of this run's own: a new SQLite file or PostgreSQL schema."""
-    if database == "sqlite":
-        directory = tempfile.mkdtemp(prefix="paycore-bench-")
-        store = Store.connect(f"sqlite:///{directory}/ledger.db")
-        try:
-            store.upgrade()
-            yield store
-        finally:
-            store.close()
-            shutil.rmtree(directory, ignore_errors=True)
-        return
-    schema = f"paycore_bench_{uuid.uuid4().hex[:12]}"
-    admin = Store.connect(postgres_url)
-    with admin.engine.begin() as connection:
-        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    print(f"postgresql: schema {schema} of {redact_url(postgres_url)}, dropped at the end")
-    url = make_url(postgres_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    store = Store.connect(url.render_as_string(hide_password=False))
-    try:
-        store.upgrade()
+    with fresh_ledger(None if database == "sqlite" else postgres_url) as (store, _):
+        if database != "sqlite":
+            print(f"postgresql: a schema of {redact_url(postgres_url)}, dropped at the end")
         yield store
-    finally:
-        store.close()
-        with admin.engine.begin() as connection:
-            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-        admin.close()
 
 
 def seed(store: Store, count: int) -> None:

@@ -20,20 +20,15 @@ PostgreSQL database of ``--database-url`` (created, migrated, dropped at the end
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 import httpx
+from _ledger import fresh_ledger, store_name
 from _sandbox import sandbox_process
-from sqlalchemy.engine import make_url
 
-from paycore.config import redact_url
 from paycore.gateways.driver import GatewayDriver
 from paycore.gateways.dummy import DummyGateway
 from paycore.money import Money
@@ -41,7 +36,6 @@ from paycore.oms import Instruction, InstructionKind, InstructionOutcome, OrderP
 from paycore.oms.jobs import BatchSummary, run_batch
 from paycore.transactions.model import PaymentMethod
 from paycore.transactions.services import PaymentTransactionServices
-from paycore.transactions.store import Store
 
 LATENCY = 0.05
 TARGET_RATIO = 1.25
@@ -56,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", help="PostgreSQL database (default: SQLite file)")
     args = parser.parse_args(argv)
     n, concurrency = args.n, args.concurrency
-    with sandbox_process() as config, ledger(args.database_url) as store:
+    with sandbox_process() as config, fresh_ledger(args.database_url) as (store, _):
         # One connection per slot, kept alive: a loopback server, never through a proxy.
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         with httpx.Client(trust_env=False, follow_redirects=False, limits=limits) as client:
@@ -155,41 +149,6 @@ def report(
         + ("every target met" if not problems else "MISSED: " + "; ".join(problems))
     )
     return 1 if problems else 0
-
-
-@contextmanager
-def ledger(database_url: str | None) -> Iterator[Store]:
-    """A migrated, empty ledger of this run's own: a new SQLite file or PostgreSQL schema."""
-    if database_url is None:
-        directory = tempfile.mkdtemp(prefix="paycore-bench-")
-        store = Store.connect(f"sqlite:///{directory}/ledger.db")
-        try:
-            store.upgrade()
-            yield store
-        finally:
-            store.close()
-            shutil.rmtree(directory, ignore_errors=True)
-        return
-    schema = f"paycore_bench_{uuid.uuid4().hex[:12]}"
-    admin = Store.connect(database_url)
-    with admin.engine.begin() as connection:
-        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    url = make_url(database_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    store = Store.connect(url.render_as_string(hide_password=False))
-    try:
-        store.upgrade()
-        yield store
-    finally:
-        store.close()
-        with admin.engine.begin() as connection:
-            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-        admin.close()
-
-
-def store_name(database_url: str | None) -> str:
-    if database_url is None:
-        return "sqlite (temporary file)"
-    return f"postgresql {redact_url(database_url)} (a schema of this run's own)"
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,8 +45,8 @@ from typing import Any
 
 import httpx
 import redis
+from _ledger import fresh_ledger, store_name
 from _sandbox import sandbox_process
-from sqlalchemy.engine import make_url
 
 from paycore.config import Settings, load_settings, redact_url
 from paycore.gateways.dummy import DummyGateway
@@ -57,7 +56,6 @@ from paycore.oms.celery import CeleryConfig, make_celery, run_batch_on_celery
 from paycore.oms.jobs import BatchSummary
 from paycore.transactions.model import PaymentMethod
 from paycore.transactions.services import PaymentTransactionServices
-from paycore.transactions.store import Store
 
 LATENCY = 0.05
 TARGET_SPEEDUP_2 = 1.6
@@ -87,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[int, float, BatchSummary]] = []
     with (
         sandbox_process() as gateway_config,
-        ledger(args.database_url) as (store, database_url),
+        fresh_ledger(args.database_url) as (store, database_url),
         tempfile.TemporaryDirectory(prefix="paycore-bench-") as directory,
     ):
         settings_file = Path(directory) / "paycore.toml"
@@ -277,43 +275,6 @@ def report(
         + ("every target met" if not problems else "MISSED: " + "; ".join(problems))
     )
     return 1 if problems else 0
-
-
-@contextmanager
-def ledger(database_url: str | None) -> Iterator[tuple[Store, str]]:
-    """A migrated, empty ledger of this run's own, and the URL the workers reach it by."""
-    if database_url is None:
-        directory = tempfile.mkdtemp(prefix="paycore-bench-")
-        url = f"sqlite:///{directory}/ledger.db"
-        store = Store.connect(url)
-        try:
-            store.upgrade()
-            yield store, url
-        finally:
-            store.close()
-            shutil.rmtree(directory, ignore_errors=True)
-        return
-    schema = f"paycore_bench_{uuid.uuid4().hex[:12]}"
-    admin = Store.connect(database_url)
-    with admin.engine.begin() as connection:
-        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    scoped = make_url(database_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    url = scoped.render_as_string(hide_password=False)
-    store = Store.connect(url)
-    try:
-        store.upgrade()
-        yield store, url
-    finally:
-        store.close()
-        with admin.engine.begin() as connection:
-            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-        admin.close()
-
-
-def store_name(database_url: str | None) -> str:
-    if database_url is None:
-        return "sqlite (temporary file)"
-    return f"postgresql {redact_url(database_url)} (a schema of this run's own)"
 
 
 if __name__ == "__main__":
