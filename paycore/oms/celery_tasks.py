@@ -183,7 +183,8 @@ def _refused(
     *,
     gave_up: bool = False,
 ) -> dict[str, Any]:
-    """A failed result: the instruction could not be carried out, nothing was sent."""
+    """A failed result: the instruction was refused (as a rule before anything was sent;
+    what it did before stays recorded under its keys, and running it again carries on)."""
     message = _clip(one_line(error))
     if gave_up:
         message += f" (gave up after {attempt} attempts)"

@@ -14,8 +14,10 @@ ahead only a few instructions per thread, so a file of millions runs in flat mem
 Two instructions about the same order are never carried out at once (they would find
 its payments busy): they run one after the other, in the order of the file. Each
 result is handed to a `Reporter` (a progress bar, plain lines) and counted in the
-`BatchSummary`; an instruction that raises (a paycore error: nothing was sent; or
-anything unexpected) is counted ``failed`` with why, and the batch goes on.
+`BatchSummary`; an instruction that raises (a paycore error: refused, as a rule before
+anything was sent; or anything unexpected) is counted ``failed`` with why, and the
+batch goes on. Whatever it did before the error stays recorded under its keys: running
+it again carries on from there.
 
 Running a batch again is safe, whether the first run finished, crashed or was
 interrupted: every instruction's effect on each payment carries its idempotency key
