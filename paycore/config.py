@@ -83,7 +83,11 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 GatewayClassLookup = Callable[[str], type[Gateway]]
 
-_TOP_LEVEL_KEYS = ("database_url", "webhook_base_url", "gateways", "web", "checkout")
+_TOP_LEVEL_KEYS = ("database_url", "webhook_base_url", "gateways", "web", "checkout", "celery")
+# [celery]: where OMS tasks go and how they are retried (`paycore.oms.celery.CeleryConfig`).
+_CELERY_TEXTS = ("broker_url", "result_backend", "queue", "key_prefix")
+_CELERY_NUMBERS = ("visibility_timeout", "retry_backoff", "retry_backoff_max", "reconcile_every")
+_CELERY_KEYS = (*_CELERY_TEXTS, *_CELERY_NUMBERS, "max_retries")
 _WEB_URL_KEYS = ("success_url", "failure_url", "pending_url")
 _WEB_KEYS = (*_WEB_URL_KEYS, "max_body_bytes")
 _CHECKOUT_KEYS = ("capture", "options_timeout")
@@ -196,6 +200,9 @@ class Settings:
     )
     web: WebSettings = field(factory=WebSettings)
     checkout: CheckoutSettings = field(factory=CheckoutSettings)
+    # The [celery] table as given (checked for keys and types); the PAYCORE_CELERY_*
+    # variables override it (`paycore.oms.celery.CeleryConfig.from_settings`).
+    celery: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping)
     source: Path | None = None
 
     @property
@@ -238,6 +245,7 @@ def load_settings(
         gateways=_gateways(data.get("gateways", {}), problems),
         web=_web(data.get("web", {}), problems),
         checkout=_checkout(data.get("checkout", {}), problems),
+        celery=_celery(data.get("celery", {}), problems),
         source=file,
     )
     for gateway in settings.gateways.values():
@@ -369,6 +377,30 @@ def _checkout(value: Any, problems: _Problems) -> CheckoutSettings:
         problems.add("checkout.options_timeout", "must be a positive number of seconds")
         timeout = 5.0
     return CheckoutSettings(capture=capture, options_timeout=float(timeout))
+
+
+def _celery(value: Any, problems: _Problems) -> dict[str, Any]:
+    table = _table(value, "celery", _CELERY_KEYS, problems)
+    checked: dict[str, Any] = {}
+    for key, item in table.items():
+        where = _join("celery", key)
+        if key in _CELERY_TEXTS:
+            if not isinstance(item, str) or not item:
+                problems.add(where, f"must be a non-empty string, not {_toml_type(item)}")
+                continue
+        elif key == "max_retries":
+            if type(item) is not int or item < 0:
+                problems.add(where, "must be a whole number, 0 or more")
+                continue
+        elif key in _CELERY_NUMBERS:
+            if type(item) not in (int, float) or not (item > 0 and math.isfinite(item)):
+                problems.add(where, "must be a positive number of seconds")
+                continue
+            item = float(item)
+        else:
+            continue  # unknown: reported by _table
+        checked[key] = item
+    return checked
 
 
 def _table(value: Any, where: str, known: tuple[str, ...], problems: _Problems) -> dict[str, Any]:

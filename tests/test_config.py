@@ -277,7 +277,7 @@ def test_every_problem_is_listed_at_once(tmp_path: Path) -> None:
     assert problems_of(path, {}) == (
         "database_url: must be a string, not an integer",
         "databse_url: unknown setting (known: database_url, webhook_base_url, gateways, web, "
-        "checkout); did you mean 'database_url'?",
+        "checkout, celery); did you mean 'database_url'?",
         "gateways.Bad: a gateway name is lowercase letters, digits, '_' and '-', starting "
         "with a letter or digit (it appears in webhook URLs)",
         "gateways.eu.api_key: is required",
@@ -624,3 +624,30 @@ def test_a_bad_web_or_checkout_setting_is_named(tmp_path: Path, text: str, probl
     (found,) = problems_of(write(tmp_path, text + "\n"), {})
 
     assert found.startswith(problem)
+
+
+def test_the_celery_table_is_checked_and_kept(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text(
+        '[celery]\nbroker_url = "redis://127.0.0.1:6379/3"\nqueue = "oms"\n'
+        "visibility_timeout = 120\nmax_retries = 2\n",
+        encoding="utf-8",
+    )
+    settings = load_settings(good, env={})
+    assert dict(settings.celery) == {
+        "broker_url": "redis://127.0.0.1:6379/3",
+        "queue": "oms",
+        "visibility_timeout": 120.0,
+        "max_retries": 2,
+    }
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[celery]\nqueue = 3\nvisibility_timeout = -1\nmax_retries = 1.5\nbrokr_url = "x"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings(bad, env={})
+    problems = "\n".join(raised.value.problems)
+    for where in ("celery.queue", "celery.visibility_timeout", "celery.max_retries"):
+        assert where in problems
+    assert "celery.brokr_url: unknown setting" in problems and "broker_url" in problems

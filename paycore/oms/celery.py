@@ -170,12 +170,26 @@ class CeleryConfig:
         return max(1.0, min(MAX_RESTORE_INTERVAL, self.visibility_timeout / 4))
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> CeleryConfig:
-        """The config the ``PAYCORE_CELERY_*`` variables set (the defaults for the rest).
+    def from_settings(cls, settings: Settings, env: Mapping[str, str] = os.environ) -> CeleryConfig:
+        """The settings' ``[celery]`` table, each value overridden by its
+        ``PAYCORE_CELERY_*`` variable when set (the defaults for the rest)."""
+        from_file = dict(settings.celery)
+        try:
+            cls(**from_file)
+        except InvalidRequest as error:
+            raise ConfigurationError(settings.subject, [f"celery: {error}"]) from None
+        return cls.from_env(env, base=from_file)
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] = os.environ, *, base: Mapping[str, Any] | None = None
+    ) -> CeleryConfig:
+        """The config the ``PAYCORE_CELERY_*`` variables set, over ``base`` (values
+        already read, such as the settings file's), the defaults for the rest.
 
         One `ConfigurationError` names every variable that is wrong.
         """
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = dict(base or {})
         problems: list[str] = []
         for attribute in cls.__attrs_attrs__:
             name = _ENV_PREFIX + attribute.name.upper()
@@ -215,7 +229,10 @@ def make_celery(
     """
     from celery import Celery
 
-    config = config or CeleryConfig.from_env()
+    if config is None:
+        config = (
+            CeleryConfig.from_env() if settings is None else CeleryConfig.from_settings(settings)
+        )
     if broker_url is not None:
         config = evolve(config, broker_url=broker_url)
     if settings is not None and not isinstance(settings, Settings):
