@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +21,7 @@ from paycore.transactions.model import PaymentMethod, TransactionStatus
 from paycore.transactions.records import PaymentTransaction
 from paycore.transactions.services import PaymentTransactionServices
 from paycore.transactions.store import Store
+from tests.settings_files import write_settings
 
 
 def run(*args: str) -> Result:
@@ -45,21 +45,7 @@ def settings_file(
     paycore_dummy_server: SandboxServer,
 ) -> Path:
     config = paycore_dummy_sandbox.gateway_config(paycore_dummy_server.url)
-    path = tmp_path / "paycore.toml"
-    path.write_text(
-        textwrap.dedent(
-            f"""\
-            database_url = "{ledger_url}"
-
-            [gateways.dummy]
-            base_url = "{config["base_url"]}"
-            api_key = "{config["api_key"]}"
-            webhook_secret = "{config["webhook_secret"]}"
-            """
-        ),
-        encoding="utf-8",
-    )
-    return path
+    return write_settings(tmp_path / "paycore.toml", ledger_url, config)
 
 
 @pytest.fixture

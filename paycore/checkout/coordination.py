@@ -238,7 +238,7 @@ class Coordination:
         key = None if idempotency_key is None else f"{checkout_id}:{idempotency_key}"
         if key is not None:
             check_id(idempotency_key, "idempotency_key")
-            added: Payment | None = yield DbStep(partial(self._payment_by_key, key))
+            added: Payment | None = yield DbStep(partial(self.payments.ledger.payment_by_key, key))
             if added is not None and added.id in checkout.payment_ids:
                 return added  # added before with this key: the same payment
         if not isinstance(amount, Money):
@@ -594,11 +594,6 @@ class Coordination:
             for payment in self.payments.ledger.payments_of(checkout.id)
             if payment.id not in checkout.payment_ids and payment.status in PAID
         ]
-
-    def _payment_by_key(self, key: str) -> Payment | None:
-        with self.payments.store.reading() as session:
-            found = session.payment_by_key(key)
-        return None if found is None else found[0]
 
     def _tenders(self, checkout: Checkout) -> list[Tender]:
         """The checkout's payments, each with its authorize or sale (database reads)."""

@@ -404,9 +404,7 @@ def _sum_of(connection: Connection, checkout: Checkout) -> int:
     if not checkout.payment_ids:
         return 0
     rows = connection.execute(
-        sa.select(payments.c.amount, payments.c.currency).where(
-            payments.c.id.in_(checkout.payment_ids)
-        )
+        sa.select(payments.c.amount).where(payments.c.id.in_(checkout.payment_ids))
     )
     return sum(int(row.amount) for row in rows)
 

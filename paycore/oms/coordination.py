@@ -267,11 +267,6 @@ class OmsCoordination:
         by_payment = {transaction.payment_id: transaction for transaction in made}
         return order, {p.id: by_payment[p.id] for p in order if p.id in by_payment}
 
-    def _payment_by_key(self, key: str) -> Payment | None:
-        with self.payments.store.reading() as session:
-            found = session.payment_by_key(key)
-        return None if found is None else found[0]
-
     # -- authorizations ----------------------------------------------------------------------
 
     def _expiring(self, within: timedelta, limit: int) -> Steps[tuple[Payment, ...]]:
@@ -290,7 +285,7 @@ class OmsCoordination:
         check_id(payment_id, "payment_id")
         old: Payment = yield DbStep(partial(self.payments.ledger.payment, payment_id))
         key = f"reauthorize:{old.id}"
-        new: Payment | None = yield DbStep(partial(self._payment_by_key, key))
+        new: Payment | None = yield DbStep(partial(self.payments.ledger.payment_by_key, key))
         if new is None:
             transactions: tuple[PaymentTransaction, ...] = yield DbStep(
                 partial(self.payments.ledger.transactions, old.id)

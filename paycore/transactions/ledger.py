@@ -323,6 +323,12 @@ class Ledger:
         with self.store.reading() as session:
             return tuple(session.payments_of_owner(owner))
 
+    def payment_by_key(self, idempotency_key: str) -> Payment | None:
+        """The payment created with ``idempotency_key``, if any."""
+        with self.store.reading() as session:
+            found = session.payment_by_key(idempotency_key)
+        return None if found is None else found[0]
+
     def expiring_authorizations(self, before: datetime, *, limit: int) -> tuple[Payment, ...]:
         """Payments whose authorization still holds money and expires before ``before``,
         soonest first."""

@@ -4,7 +4,6 @@ sandbox; ``--celery`` with a real worker process and Redis."""
 from __future__ import annotations
 
 import json
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from paycore.sandbox.server import SandboxServer
 from paycore.transactions.model import PaymentMethod
 from paycore.transactions.services import PaymentTransactionServices
 from paycore.transactions.store import Store
+from tests.settings_files import write_settings
 
 CARD = PaymentMethod(type="card", token="tok_visa")
 
@@ -39,21 +39,6 @@ def ledger_url(tmp_path: Path) -> str:
     store.upgrade()
     store.close()
     return url
-
-
-def write_settings(path: Path, database_url: str, gateway: dict[str, str] | None) -> Path:
-    text = f'database_url = "{database_url}"\n'
-    if gateway is not None:
-        text += textwrap.dedent(
-            f"""
-            [gateways.dummy]
-            base_url = "{gateway["base_url"]}"
-            api_key = "{gateway["api_key"]}"
-            webhook_secret = "{gateway["webhook_secret"]}"
-            """
-        )
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 @pytest.fixture

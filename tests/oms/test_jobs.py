@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -36,6 +35,7 @@ from paycore.sandbox.server import SandboxServer
 from paycore.transactions.model import PaymentMethod, TransactionStatus
 from paycore.transactions.services import PaymentTransactionServices
 from paycore.transactions.store import Store
+from tests.settings_files import write_settings
 
 CARD = PaymentMethod(type="card", token="tok_visa")
 SUCCEEDED, SKIPPED = InstructionOutcome.SUCCEEDED, InstructionOutcome.SKIPPED
@@ -453,21 +453,7 @@ def settings_file(
     paycore_dummy_server: SandboxServer,
 ) -> Path:
     config = paycore_dummy_sandbox.gateway_config(paycore_dummy_server.url)
-    path = tmp_path / "paycore.toml"
-    path.write_text(
-        textwrap.dedent(
-            f"""\
-            database_url = "{database_url}"
-
-            [gateways.dummy]
-            base_url = "{config["base_url"]}"
-            api_key = "{config["api_key"]}"
-            webhook_secret = "{config["webhook_secret"]}"
-            """
-        ),
-        encoding="utf-8",
-    )
-    return path
+    return write_settings(tmp_path / "paycore.toml", database_url, config)
 
 
 def run_until_halfway(

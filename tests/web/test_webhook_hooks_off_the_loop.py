@@ -52,5 +52,5 @@ def test_a_slow_webhook_received_hook_does_not_stall_other_requests(
         assert delivery.result().status_code == 200
 
     assert probe.status_code == 200
-    # The probe needs a few ms; it waited for the merchant's hook to finish instead.
+    # The probe needs a few ms; were the hook on the event loop, it would wait for it.
     assert probe_seconds < HOOK_SECONDS / 2, f"/health took {probe_seconds:.2f} s"
