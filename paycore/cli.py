@@ -773,6 +773,7 @@ def _run_here(
 
     from paycore.config import build_gateways
     from paycore.gateways.driver import GatewayDriver
+    from paycore.gateways.transport import ShardedTransport
     from paycore.oms import OrderPayments
     from paycore.oms.jobs import run_batch
     from paycore.transactions.migrate import head_revision
@@ -786,8 +787,10 @@ def _run_here(
                 f"{head_revision()}: run 'paycore db upgrade'"
             )
         # One kept-alive connection per slot and gateway: no reconnecting under load.
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        clients = {name: httpx.Client(limits=limits) for name in settings.gateways}
+        clients = {
+            name: httpx.Client(transport=ShardedTransport(connections=concurrency))
+            for name in settings.gateways
+        }
         drivers = {
             name: GatewayDriver(gateway, client=clients[name])
             for name, gateway in build_gateways(settings).items()

@@ -44,6 +44,7 @@ from paycore.gateways.base import Gateway
 from paycore.gateways.driver import AsyncGatewayDriver, GatewayDriver
 from paycore.gateways.dummy import DummyGateway
 from paycore.gateways.dummy_sandbox import DummySandbox
+from paycore.gateways.transport import AsyncShardedTransport
 from paycore.money import Money
 from paycore.sandbox.base import Sandbox
 from paycore.sandbox.browser import submit_form
@@ -352,7 +353,10 @@ def _settings(
 def _web_app(settings: Settings, gateways: Mapping[str, Gateway], port: int) -> Iterator[None]:
     """paycore's web app on ``port``, mounted in a host app that owns its services (as a
     merchant mounting it would): gateway clients that never use a proxy for loopback."""
-    clients = {name: httpx.AsyncClient(trust_env=False) for name in gateways}
+    clients = {
+        name: httpx.AsyncClient(trust_env=False, transport=AsyncShardedTransport())
+        for name in gateways
+    }
     services = AsyncPaymentTransactionServices(
         Store.connect(settings.database_url),
         {

@@ -56,6 +56,7 @@ from paycore.errors import GatewayError, PaycoreError
 from paycore.gateways.attempts import ClientClosed, ExchangeRun, RetryPolicy
 from paycore.gateways.base import Exchange, Gateway
 from paycore.gateways.scrub import Scrubber, Transcript
+from paycore.gateways.transport import AsyncShardedTransport, ShardedTransport
 
 __all__ = [
     "AsyncGatewayDriver",
@@ -223,7 +224,11 @@ class GatewayDriver(_DriverBase):
     ) -> None:
         super().__init__(gateway, hooks=hooks, retry=retry, clock=clock, rng=rng)
         self._owns_client = client is None
-        self.client = client if client is not None else httpx.Client(follow_redirects=False)
+        self.client = (
+            client
+            if client is not None
+            else httpx.Client(follow_redirects=False, transport=ShardedTransport())
+        )
         self._sleep = sleep
 
     def run(self, exchange: Exchange[T], *, operation: str) -> T:
@@ -299,7 +304,11 @@ class AsyncGatewayDriver(_DriverBase):
     ) -> None:
         super().__init__(gateway, hooks=hooks, retry=retry, clock=clock, rng=rng)
         self._owns_client = client is None
-        self.client = client if client is not None else httpx.AsyncClient(follow_redirects=False)
+        self.client = (
+            client
+            if client is not None
+            else httpx.AsyncClient(follow_redirects=False, transport=AsyncShardedTransport())
+        )
 
     async def run(self, exchange: Exchange[T], *, operation: str) -> T:
         """Drive ``exchange`` to its result; see `GatewayDriver.run`."""

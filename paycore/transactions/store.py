@@ -147,6 +147,12 @@ def _tune_sqlite(engine: Engine, *, memory: bool) -> None:
 # bound into it, a cache key computed over them) costs more than running it.
 _PAYMENT = payments.select().where(payments.c.id == sa.bindparam("id"))
 _PAYMENT_LOCKED = _PAYMENT.with_for_update()
+_PAYMENT_BY_KEY = payments.select().where(payments.c.idempotency_key == sa.bindparam("key"))
+_PAYMENTS_OF_OWNER = (
+    payments.select()
+    .where(payments.c.owner == sa.bindparam("owner"))
+    .order_by(payments.c.created_at, payments.c.id)
+)
 _INSERT_PAYMENT = payments.insert()
 _UPDATE_PAYMENT = payments.update().where(payments.c.id == sa.bindparam("match_id"))
 _TRANSACTION = transactions.select().where(transactions.c.id == sa.bindparam("id"))
@@ -154,6 +160,11 @@ _TRANSACTIONS_OF = (
     transactions.select()
     .where(transactions.c.payment_id == sa.bindparam("payment_id"))
     .order_by(transactions.c.created_at, transactions.c.id)
+)
+_TRANSACTIONS_BY_KEY = (
+    transactions.select()
+    .where(transactions.c.payment_id.in_(sa.bindparam("payment_ids", expanding=True)))
+    .where(transactions.c.idempotency_key == sa.bindparam("key"))
 )
 _INSERT_TRANSACTION = transactions.insert()
 _UPDATE_TRANSACTION = (
@@ -271,9 +282,7 @@ class StoreSession:
 
     def payment_by_key(self, idempotency_key: str) -> tuple[Payment, str | None] | None:
         """The payment created with ``idempotency_key``, with its request fingerprint."""
-        row = self.connection.execute(
-            payments.select().where(payments.c.idempotency_key == idempotency_key)
-        ).first()
+        row = self.connection.execute(_PAYMENT_BY_KEY, {"key": idempotency_key}).first()
         return None if row is None else (_payment_from(row._mapping), row.fingerprint)
 
     def payment_by_reference(self, gateway: str, gateway_reference: str) -> Payment | None:
@@ -286,11 +295,7 @@ class StoreSession:
         return None if row is None else _payment_from(row._mapping)
 
     def payments_of_owner(self, owner: str) -> list[Payment]:
-        rows = self.connection.execute(
-            payments.select()
-            .where(payments.c.owner == owner)
-            .order_by(payments.c.created_at, payments.c.id)
-        )
+        rows = self.connection.execute(_PAYMENTS_OF_OWNER, {"owner": owner})
         return [_payment_from(row._mapping) for row in rows]
 
     def expiring_authorizations(self, before: datetime, *, limit: int) -> list[Payment]:
@@ -365,9 +370,7 @@ class StoreSession:
         if not payment_ids:
             return []
         rows = self.connection.execute(
-            transactions.select()
-            .where(transactions.c.payment_id.in_(list(payment_ids)))
-            .where(transactions.c.idempotency_key == idempotency_key)
+            _TRANSACTIONS_BY_KEY, {"payment_ids": list(payment_ids), "key": idempotency_key}
         )
         return [_transaction_from(row._mapping) for row in rows]
 
