@@ -67,6 +67,7 @@ from paycore.errors import (
 from paycore.gateways.base import Exchange, Gateway, Operation
 from paycore.gateways.scrub import Scrubber
 from paycore.money import Money
+from paycore.transactions.inputs import check_id, check_owner
 from paycore.transactions.ledger import fingerprint, new_id
 from paycore.transactions.model import (
     CheckoutKind,
@@ -87,8 +88,6 @@ from paycore.transactions.orchestration import (
     Orchestration,
     RunStep,
     Steps,
-    check_id,
-    check_owner,
     one_line,
 )
 from paycore.transactions.records import Payment, PaymentTransaction
@@ -115,7 +114,8 @@ DEFAULT_OPTIONS_TIMEOUT = 5.0
 # A checkout not finished this long after it was created is abandoned by the sweep.
 DEFAULT_ABANDON_AFTER = timedelta(days=1)
 _CARD_MASK = Scrubber(())
-_OWNER = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
+# No control characters, and no lone surrogates (no UTF-8 text, so no database, holds one).
+_OWNER = re.compile(r"[^\x00-\x1f\x7f\ud800-\udfff]{1,255}")
 
 Tender = tuple[Payment, PaymentTransaction | None]
 

@@ -45,7 +45,8 @@ __all__ = [
 
 MAX_ITEMS = 500
 MAX_QUANTITY = 1_000_000
-_TEXT = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
+# No control characters, and no lone surrogates (no UTF-8 text, so no database, holds one).
+_TEXT = re.compile(r"[^\x00-\x1f\x7f\ud800-\udfff]{1,255}")
 _COUNTRY = re.compile(r"[A-Z]{2}")
 
 

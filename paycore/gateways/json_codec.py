@@ -4,6 +4,10 @@ Providers that write amounts as JSON numbers in major units (``"amount": 100.55`
 must not pass through binary floats: `decode_json` reads every non-integer number as
 a `Decimal`, and `encode_json` writes a `Decimal` as the exact JSON number it is and
 refuses floats outright.
+
+`decode_json` also refuses an object that names a key twice. Parsers disagree on which
+value wins (Python's last, others the first), so a signed body with ``"amount"`` twice
+could be verified by one reading and applied by another: it is not JSON paycore acts on.
 """
 
 from __future__ import annotations
@@ -16,17 +20,46 @@ from typing import Any
 
 from paycore.errors import InvalidAmount
 
-__all__ = ["decode_json", "encode_json"]
+__all__ = ["DuplicateKeyError", "decode_json", "encode_json"]
 
 # Decimals are encoded as marker strings, then the markers are replaced by the exact
 # digits. A fresh random nonce per call means no payload string can pose as a marker.
 _MARK = "\x00paycore-decimal-{nonce}-{index}\x00"
 
 
+class DuplicateKeyError(ValueError):
+    """A JSON object names the same key twice (the key, cut short, is in ``msg``)."""
+
+    def __init__(self, key: str) -> None:
+        self.msg = f"duplicate key {key[:32]!r}"
+        super().__init__(self.msg)
+
+
 def decode_json(content: bytes | str) -> Any:
     """Parse JSON; non-integer numbers become `Decimal`. Raises ValueError on bad JSON,
-    including the non-standard ``NaN`` and ``Infinity`` that Python would accept."""
-    return json.loads(content, parse_float=Decimal, parse_constant=_refuse_constant)
+    including the non-standard ``NaN`` and ``Infinity`` that Python would accept, and
+    `DuplicateKeyError` for an object with a key twice, and a ValueError for nesting
+    too deep for the parser (which would otherwise raise RecursionError)."""
+    try:
+        return json.loads(
+            content,
+            parse_float=Decimal,
+            parse_constant=_refuse_constant,
+            object_pairs_hook=_unique_keys,
+        )
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKeyError(key)
+            seen.add(key)
+    return document
 
 
 def _refuse_constant(name: str) -> Any:

@@ -85,11 +85,19 @@ def _validator(schema: Mapping[str, Any]) -> Any:
     key = id(schema)
     if key not in _VALIDATORS:
         full = full_schema(schema)
-        validator_class = jsonschema.validators.validator_for(full)
-        validator_class.check_schema(full)
+        standard = jsonschema.validators.validator_for(full)
+        standard.check_schema(full)
+        # JSON Schema counts 300.0 as an integer; a config says 300 where it means one
+        # (TOML and JSON tell them apart), as paycore's own settings require.
+        checker = standard.TYPE_CHECKER.redefine("integer", _is_integer)
+        validator_class = jsonschema.validators.extend(standard, type_checker=checker)  # type: ignore[no-untyped-call]
         validator = validator_class(full, format_checker=validator_class.FORMAT_CHECKER)
         _VALIDATORS[key] = (schema, validator)
     return _VALIDATORS[key][1]
+
+
+def _is_integer(_: Any, instance: Any) -> bool:
+    return isinstance(instance, int) and not isinstance(instance, bool)
 
 
 def _describe(error: jsonschema.ValidationError) -> list[str]:

@@ -37,8 +37,9 @@ from paycore.oms.model import (
     InstructionOutcome,
     InstructionResult,
 )
+from paycore.transactions.inputs import check_id
 from paycore.transactions.model import PaymentMethod, TransactionStatus, TransactionType
-from paycore.transactions.orchestration import DbStep, Orchestration, Steps, check_id
+from paycore.transactions.orchestration import DbStep, Orchestration, Steps
 from paycore.transactions.records import UNRESOLVED, Payment, PaymentTransaction
 
 __all__ = ["OmsCoordination"]

@@ -27,6 +27,7 @@ from typing import Any, Self, TypeVar
 from paycore.gateways.base import Gateway
 from paycore.gateways.driver import AsyncGatewayDriver, Summarized
 from paycore.money import Money
+from paycore.transactions.inputs import check_id, check_owner
 from paycore.transactions.ledger import utc_now
 from paycore.transactions.model import (
     CheckoutKind,
@@ -45,8 +46,6 @@ from paycore.transactions.orchestration import (
     Orchestration,
     RunStep,
     Steps,
-    check_id,
-    check_owner,
     not_in_time,
 )
 from paycore.transactions.records import Payment, PaymentTransaction

@@ -26,7 +26,6 @@ from paycore.errors import (
     GatewayError,
     GatewayRefused,
     GatewayUnavailable,
-    InvalidAmount,
     InvalidRequest,
     NotFound,
     PaycoreError,
@@ -35,6 +34,7 @@ from paycore.errors import (
 from paycore.gateways.base import Exchange, Gateway, Operation
 from paycore.gateways.driver import Summarized, default_hooks
 from paycore.money import Money
+from paycore.transactions.inputs import check_id, check_payment_input
 from paycore.transactions.ledger import (
     SETTLEABLE,
     Begun,
@@ -209,7 +209,17 @@ class Orchestration:
         metadata: Mapping[str, str] | None,
         idempotency_key: str | None,
     ) -> Steps[Payment]:
-        _check_payment_input(amount, payment_method, customer, owner, metadata, idempotency_key)
+        check_payment_input(
+            amount,
+            payment_method=payment_method,
+            customer=customer,
+            owner=owner,
+            description=description,
+            return_url=return_url,
+            notification_url=notification_url,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+        )
         name = self._choose_gateway(gateway, amount, payment_method, customer, owner, metadata)
         payment: Payment = yield DbStep(
             lambda: self.ledger.create_payment(
@@ -585,44 +595,3 @@ def _gateway_of(value: Any, driver_type: type[Any]) -> Gateway:
     raise InvalidRequest(
         f"a gateway or {driver_type.__name__} was expected, not {type(value).__name__}"
     )
-
-
-def check_owner(value: Any) -> None:
-    if not isinstance(value, str) or not value:
-        raise InvalidRequest("owner must be a checkout or order id")
-
-
-def check_id(value: Any, name: str) -> None:
-    if not isinstance(value, str) or not 0 < len(value) <= 64:
-        raise InvalidRequest(f"{name} must be a paycore id (a string such as 'pay_…')")
-
-
-def _check_payment_input(
-    amount: Any,
-    payment_method: Any,
-    customer: Any,
-    owner: Any,
-    metadata: Any,
-    idempotency_key: Any,
-) -> None:
-    if not isinstance(amount, Money):
-        raise InvalidAmount(
-            f"amount must be Money (e.g. Money.parse('10.00', 'USD')), not {type(amount).__name__}"
-        )
-    if not amount.is_positive():
-        raise InvalidAmount(f"amount must be positive, got {amount}")
-    if payment_method is not None and not isinstance(payment_method, PaymentMethod):
-        raise InvalidRequest("payment_method must be a PaymentMethod")
-    if customer is not None and not isinstance(customer, Customer):
-        raise InvalidRequest("customer must be a Customer")
-    if owner is not None and (not isinstance(owner, str) or not 0 < len(owner) <= 255):
-        raise InvalidRequest("owner must be a string of 1 to 255 characters")
-    if metadata is not None and not (
-        isinstance(metadata, Mapping)
-        and all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
-    ):
-        raise InvalidRequest("metadata must map strings to strings")
-    if idempotency_key is not None and (
-        not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 255
-    ):
-        raise InvalidRequest("idempotency_key must be 1 to 255 characters")

@@ -21,7 +21,8 @@ body over the limit                                      413     ``too_large``
 a ``Content-Length`` that is no number                   400     ``bad_length``
 verification failed: forged or missing signature,        400     ``bad_signature``
 replayed timestamp, another account's callback
-unreadable payload, validly signed                       400     ``malformed``
+unreadable payload, validly signed; a query string      400     ``malformed``
+naming a parameter twice (which would count?)
 the plugin had to ask the provider and could not         503     ``gateway_error``
 our own failure: the store, completing a checkout, a     500     ``failed``
 plugin or paycore bug (logged with its traceback)
@@ -139,11 +140,16 @@ class WebhookEndpoint:
             return refusal(entry, "bad_length")
         except ClientDisconnect:
             return refusal(entry, "disconnected")
+        query = request.query_params
+        if len(query) != len(query.multi_items()):
+            # Read as a dict, one of the values would be dropped unseen (XPAY's callbacks
+            # are their query): refused, as a JSON body naming a key twice is.
+            return refusal(entry, "malformed")
         delivery = WebhookRequest(
             method=request.method,
             headers=dict(request.headers),
             body=body,
-            query=dict(request.query_params),
+            query=dict(query),
             received_at=datetime.now(UTC),
         )
         try:
@@ -215,8 +221,8 @@ class WebhookEndpoint:
         """``paycore_webhook_received`` for the events stored now (after their commits),
         in a worker thread: a slow implementation must not hold up the event loop."""
         hooks = self.services.hooks
-        if hooks is None:
-            return
+        if hooks is None or not hooks.paycore_webhook_received.get_hookimpls():
+            return  # no implementation: no worker thread to start
         try:
             await asyncio.to_thread(
                 hooks.paycore_webhook_received, gateway=name, events=tuple(events)
