@@ -16,9 +16,12 @@ from typing import Any
 
 
 @contextmanager
-def sandbox_process() -> Iterator[dict[str, Any]]:
-    """`paycore sandbox serve dummy` on a free loopback port; yields the gateway config."""
+def sandbox_process(webhook_url: str | None = None) -> Iterator[dict[str, Any]]:
+    """`paycore sandbox serve dummy` on a free loopback port, delivering its webhooks to
+    ``webhook_url`` when given; yields the gateway config."""
     command = [sys.executable, "-m", "paycore", "sandbox", "serve", "dummy", "--port", "0"]
+    if webhook_url is not None:
+        command += ["--webhook-url", webhook_url]
     process = subprocess.Popen(  # noqa: S603
         command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )

@@ -57,7 +57,7 @@ class Currency:
                 f"a currency is a 3-letter ISO 4217 code, not {type(code).__name__}"
             )
         if not (len(code) == 3 and code.isascii() and code.isalpha()):
-            raise InvalidRequest(f"{code[:16]!r} is not an ISO 4217 currency code such as 'USD'")
+            raise InvalidRequest(f"{code[:8]!r} is not an ISO 4217 currency code such as 'USD'")
         return _currency(code.upper())
 
     def __str__(self) -> str:
@@ -72,7 +72,7 @@ def _currency(code: str) -> Currency:
 @cache
 def _iso_exponent(code: str) -> int:
     if not (len(code) == 3 and code.isascii() and code.isalpha() and code.isupper()):
-        raise InvalidRequest(f"{code[:16]!r} is not an ISO 4217 currency code such as 'USD'")
+        raise InvalidRequest(f"{code[:8]!r} is not an ISO 4217 currency code such as 'USD'")
     try:
         entry = iso4217.Currency(code)
     except ValueError:

@@ -7,6 +7,8 @@
 - card security codes, PINs, passwords, keys, tokens and signatures, by field name
   (see `sensitive_name`), in JSON bodies (JSON nested in strings included), form
   bodies and query strings; in a JSON body, objects and arrays under such a name too;
+- security codes named in prose (``cvv 737``, ``CVC: 737``, ``security code 1234``),
+  kept as the name alone;
 - passwords in URLs (``https://user:pass@host``);
 - credential headers (``Authorization``, cookies, API keys, signatures);
 - the literal values of the gateway's configured secrets, wherever they appear, also
@@ -31,7 +33,15 @@ from urllib.parse import quote, quote_plus, unquote_plus
 import httpx
 from attrs import asdict, frozen
 
-__all__ = ["ExchangeRecord", "Scrubber", "Transcript", "attempt_line", "luhn_valid"]
+__all__ = [
+    "ExchangeRecord",
+    "Scrubber",
+    "Transcript",
+    "attempt_line",
+    "luhn_valid",
+    "security_code_name",
+    "sensitive_name",
+]
 
 REDACTED = "[REDACTED]"
 MAX_BODY_CHARS = 8192
@@ -45,6 +55,11 @@ _SENSITIVE_STEM = re.compile(
     r"(?:cv[cvn]|securitycode)(?!2?(?:check|result|response))"
     r"|cardnumber|password|secret|apikey|privatekey|accesstoken|refreshtoken"
 )
+# The stems and whole names of a card's security code, among the sensitive ones.
+_SECURITY_CODE_STEM = re.compile(
+    r"(?:cv[cvn]|securitycode|cardverification)(?!2?(?:check|result|response))"
+)
+_SECURITY_CODE_NAMES = frozenset({"csc", "cid", "cvd", "cvdvalue", "cardcode"})
 # Short or common words, sensitive only as the whole (last) segment of a name: "pan"
 # but not "panel", "pin" but not "spin", "sign" but not "signup".
 _SENSITIVE_NAMES = frozenset(
@@ -74,6 +89,20 @@ def sensitive_name(name: str) -> bool:
     if not segments:
         return False
     return segments[-1] in _SENSITIVE_NAMES or bool(_SENSITIVE_STEM.search("".join(segments)))
+
+
+@lru_cache(maxsize=1024)
+def security_code_name(name: str) -> bool:
+    """True when a field of this name holds a card's security code (``cvv``, ``card_cvc``,
+    ``securityCode``), judged as `sensitive_name` judges names; ``cvc_check`` is not one."""
+    if "%" in name or "+" in name:
+        name = unquote_plus(name)
+    segments = _NAME_SEGMENT.findall(name.lower().translate(_NAME_NOISE))
+    if not segments:
+        return False
+    return segments[-1] in _SECURITY_CODE_NAMES or bool(
+        _SECURITY_CODE_STEM.search("".join(segments))
+    )
 
 
 # Headers whose values are protocol plumbing: kept as they are, without scrubbing.
@@ -108,6 +137,12 @@ _FORM_FIELD = re.compile(r"(?<![\w.%\[\]-])([\w.%\[\]-]{1,128})=((?:[^&;\s\"'\\]
 # as URL parsers read it. Slashes may be JSON-escaped (``https:\/\/``).
 _URL_PASSWORD = re.compile(r"(:(?:\\?/){2}[^\s/?#@:\"'<>\\]*:)([^\s/?#\"'<>\\]+)(?=@)")
 
+# A security code named in prose or in a field no pass above read (a log line, a note):
+# the name, up to six non-word characters (``: ``, ``\":\"``), then 3 or 4 digits.
+_SECURITY_CODE_IN_TEXT = re.compile(
+    r"(?i)(?<![a-z0-9])(cvv2?|cvc2?|cvn|csc|security[ _-]?code|card[ _-]?code)"
+    r"(?![a-z0-9_])(\W{1,6}?)[0-9]{3,4}(?![0-9])"
+)
 # Runs of at least 13 digits joined by single separators: where card numbers may be.
 _DIGIT_RUN = re.compile(r"[0-9](?:[ +.-]?[0-9]){12,}")
 # A cheaper test that text holds no such run (most bodies do not).
@@ -331,7 +366,7 @@ class Scrubber:
         text = _scrub_fields(text) if scrubbed is None else scrubbed
         if _MAYBE_DIGIT_RUN.search(text):
             text = _DIGIT_RUN.sub(_mask_card_numbers, text)
-        return text
+        return _SECURITY_CODE_IN_TEXT.sub(rf"\g<1>\g<2>{REDACTED}", text)
 
     def body(self, content: bytes) -> str:
         """Scrub a body; bodies that are not text are described, never quoted."""

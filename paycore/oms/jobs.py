@@ -3,7 +3,8 @@
 A batch is a JSON Lines file (or any iterable) of instructions, one per line, in the
 form `paycore.oms.model.Instruction.from_json` reads. `read_instructions` numbers the
 lines and turns a bad one (not JSON, or not an instruction) into a rejected `Line`
-saying why: it is reported and skipped, and never stops the batch.
+saying why: it is reported and skipped, and never stops the batch. An object naming
+a key twice is not read (which value would count?): it is rejected too.
 
 `run_batch` carries the instructions out through `OrderPayments` on a bounded pool of
 threads (``concurrency`` at once; the order payments and their services are shared,
@@ -34,7 +35,6 @@ to finish, and the summary says the batch was interrupted.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -46,6 +46,8 @@ from typing import Any
 from attrs import frozen
 
 from paycore.errors import InvalidRequest, PaycoreError
+from paycore.gateways.json_codec import decode_json
+from paycore.gateways.scrub import Scrubber
 from paycore.oms.batch_summary import (
     OUTCOME_ORDER,
     BatchSummary,
@@ -84,6 +86,10 @@ READ_AHEAD = 4
 # How much of a bad line a rejection quotes, and how long a reason may be.
 _QUOTE = 40
 _REASON = 300
+# A bad line is the merchant's text: a card number in it (a key, a value an error
+# quotes) is masked before anything reports it, and before it is cut, so a cut never
+# leaves a number too short to be recognised.
+_MASK_CARDS = Scrubber(())
 
 
 @frozen(kw_only=True)
@@ -109,7 +115,7 @@ def read_instructions(lines: Iterable[str | bytes]) -> Iterator[Line]:
 
     A line that is not JSON, or not an instruction, becomes a rejected `Line` whose
     reason is the error's message (the line itself is quoted only briefly: it may be
-    long, and it is not ours to echo).
+    long, and it is not ours to echo), card numbers and security codes masked.
     """
     for number, raw in enumerate(lines, start=1):
         if isinstance(raw, bytes):
@@ -123,18 +129,18 @@ def read_instructions(lines: Iterable[str | bytes]) -> Iterator[Line]:
         if not text.strip():
             continue
         try:
-            data = json.loads(text)
+            data = decode_json(text)
         except ValueError as error:
             yield Line(number=number, reason=_not_json(text, error))
             continue
         try:
             yield Line(number=number, instruction=Instruction.from_json(data))
         except PaycoreError as error:
-            yield Line(number=number, reason=clipped(str(error), _REASON))
+            yield Line(number=number, reason=clipped(_MASK_CARDS.text(str(error)), _REASON))
 
 
 def _not_json(text: str, error: ValueError) -> str:
-    quoted = text.strip()
+    quoted = _MASK_CARDS.text(text.strip())
     if len(quoted) > _QUOTE:
         quoted = quoted[:_QUOTE] + "…"
     where = getattr(error, "msg", None) or "invalid"

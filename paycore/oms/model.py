@@ -36,6 +36,7 @@ from typing import Any
 from attrs import field, frozen
 
 from paycore.errors import InvalidAmount, InvalidRequest
+from paycore.gateways.scrub import Scrubber
 from paycore.money import Money
 from paycore.transactions.model import _member
 from paycore.transactions.records import PaymentTransaction
@@ -77,6 +78,9 @@ _REFERENCE_KEYS = {
 _KNOWN_KEYS = frozenset(
     {"op", "order_id", "amount", "currency", "final"} | {k for k, _ in _REFERENCE_KEYS.values()}
 )
+
+
+_MASK_CARDS = Scrubber(())
 
 
 def _kind(value: InstructionKind | str) -> InstructionKind:
@@ -135,7 +139,10 @@ class Instruction:
         """Read the JSON Lines form (a decoded object); `InvalidRequest` says what is wrong."""
         if not isinstance(data, Mapping):
             raise InvalidRequest(f"an instruction is a JSON object, not {type(data).__name__}")
-        unknown = sorted(str(key)[:32] for key in data if key not in _KNOWN_KEYS)
+        # Named masked: a key may be anything a merchant's system wrote, a card number too.
+        unknown = sorted(
+            _MASK_CARDS.text(str(key)[:64])[:32] for key in data if key not in _KNOWN_KEYS
+        )
         if unknown:
             raise InvalidRequest(f"unknown field(s): {', '.join(unknown)}")
         kind = _kind(data.get("op", ""))

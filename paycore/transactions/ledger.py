@@ -42,9 +42,10 @@ from paycore.errors import (
     UnsupportedOperation,
 )
 from paycore.gateways.base import Gateway, Operation
-from paycore.gateways.scrub import Scrubber
+from paycore.gateways.scrub import REDACTED, Scrubber, security_code_name
 from paycore.money import Money
 from paycore.transactions import states
+from paycore.transactions.group_commit import GroupCommit
 from paycore.transactions.model import (
     CheckoutKind,
     Customer,
@@ -113,6 +114,14 @@ def utc_now() -> datetime:
 
 # Masks card numbers in free text the caller supplies, for a gateway not configured here.
 _MASK_CARDS = Scrubber(())
+
+
+def _scrubbed_entries(entries: Mapping[str, str], scrub: Scrubber) -> dict[str, str]:
+    """Free-text values scrubbed; a value under a security code's name never kept."""
+    return {
+        key: REDACTED if security_code_name(key) else scrub.text(value)
+        for key, value in entries.items()
+    }
 
 
 def fingerprint(*parts: Any) -> str:
@@ -209,6 +218,9 @@ class Ledger:
         # Providers' messages are stored, so they go through the same scrubbing as
         # transcripts: a provider echoing a card number or a key must not reach the table.
         self._scrubbers = {name: Scrubber(g.secret_values()) for name, g in gateways.items()}
+        # SQLite commits one writer at a time, each waiting for the disk: events arriving
+        # together are committed together (PostgreSQL's own commits overlap).
+        self._event_writes = GroupCommit(store) if store.dialect == "sqlite" else None
 
     # -- payments ------------------------------------------------------------------------
 
@@ -228,16 +240,21 @@ class Ledger:
     ) -> Payment:
         """A new payment (nothing is sent), or the one created before with the same key.
 
-        Card numbers (and the gateway's secrets) in the description, the metadata or the
-        method's fields are masked before anything is stored or sent: a merchant's free
-        text must not carry one into the database.
+        Card numbers and security codes (and the gateway's secrets) in the description,
+        the metadata, the method's fields or the customer's name are masked before
+        anything is stored or sent: a merchant's free text must not carry one into the
+        database. A metadata entry or method field named as a security code (``cvv``)
+        keeps its name only.
         """
         scrub = self._scrubbers.get(gateway) or _MASK_CARDS
         description = None if description is None else scrub.text(description)
-        metadata = {key: scrub.text(value) for key, value in metadata.items()}
+        metadata = _scrubbed_entries(metadata, scrub)
         if payment_method is not None and payment_method.fields:
-            fields = {key: scrub.text(value) for key, value in payment_method.fields.items()}
-            payment_method = evolve(payment_method, fields=fields)
+            payment_method = evolve(
+                payment_method, fields=_scrubbed_entries(payment_method.fields, scrub)
+            )
+        if customer is not None and customer.name is not None:
+            customer = evolve(customer, name=scrub.text(customer.name))
         now = self.clock()
         zero = Money.zero(amount.currency)
         payment = Payment(
@@ -567,62 +584,76 @@ class Ledger:
         transaction's: stored, never applied) and what was committed.
         """
         now = self.clock()
+
+        def record(session: StoreSession) -> tuple[str, Committed | None]:
+            return self._event_in(session, gateway, event, now)
+
         try:
+            if self._event_writes is not None:
+                return self._event_writes.run(record)
             with self.store.writing() as session:
-                transaction = _event_transaction(session, gateway, event)
-                committed = None
-                mismatch = (
-                    transaction is not None
-                    and event.amount is not None
-                    and event.amount.currency != transaction.amount.currency
-                )
-                if mismatch:
-                    # Signed, but not about this transaction's money: never settle on it.
-                    assert transaction is not None and event.amount is not None
-                    log.warning(
-                        "event %s of %s reports %s for transaction %s of %s; not applied",
-                        event.event_id,
-                        gateway,
-                        event.amount.currency,
-                        transaction.id,
-                        transaction.amount.currency,
-                    )
-                elif transaction is not None:
-                    committed = self._record_in(
-                        session,
-                        transaction.id,
-                        Settlement.from_event(event),
-                        SETTLEABLE,
-                        now,
-                        transaction.payment_id,
-                    )
-                disposition = (
-                    "mismatch"
-                    if mismatch
-                    else "unmatched"
-                    if committed is None
-                    else "applied"
-                    if committed.changed
-                    else "ignored"
-                )
-                stored = session.record_event(
-                    {
-                        "gateway": gateway,
-                        "event_id": event.event_id,
-                        "event_type": event.event_type[:128],
-                        "transaction_type": event.transaction_type.value,
-                        "outcome": event.outcome.value,
-                        "occurred_at": event.occurred_at,
-                        "received_at": now,
-                        "payment_id": None if transaction is None else transaction.payment_id,
-                        "transaction_id": None if transaction is None else transaction.id,
-                        "disposition": disposition,
-                    }
-                )
-                if not stored:
-                    raise _Duplicate
+                return record(session)
         except _Duplicate:
             return "duplicate", None
+
+    def _event_in(
+        self, session: StoreSession, gateway: str, event: GatewayEvent, now: datetime
+    ) -> tuple[str, Committed | None]:
+        """`apply_event`'s writes in ``session``; raises `_Duplicate` for an event stored
+        before (its writes must be rolled back)."""
+        transaction = _event_transaction(session, gateway, event)
+        committed = None
+        mismatch = (
+            transaction is not None
+            and event.amount is not None
+            and event.amount.currency != transaction.amount.currency
+        )
+        if mismatch:
+            # Signed, but not about this transaction's money: never settle on it.
+            assert transaction is not None and event.amount is not None
+            log.warning(
+                "event %s of %s reports %s for transaction %s of %s; not applied",
+                event.event_id,
+                gateway,
+                event.amount.currency,
+                transaction.id,
+                transaction.amount.currency,
+            )
+        elif transaction is not None:
+            committed = self._record_in(
+                session,
+                transaction.id,
+                Settlement.from_event(event),
+                SETTLEABLE,
+                now,
+                transaction.payment_id,
+                current=transaction,  # as read in this transaction: not read again
+            )
+        disposition = (
+            "mismatch"
+            if mismatch
+            else "unmatched"
+            if committed is None
+            else "applied"
+            if committed.changed
+            else "ignored"
+        )
+        stored = session.record_event(
+            {
+                "gateway": gateway,
+                "event_id": event.event_id,
+                "event_type": event.event_type[:128],
+                "transaction_type": event.transaction_type.value,
+                "outcome": event.outcome.value,
+                "occurred_at": event.occurred_at,
+                "received_at": now,
+                "payment_id": None if transaction is None else transaction.payment_id,
+                "transaction_id": None if transaction is None else transaction.id,
+                "disposition": disposition,
+            }
+        )
+        if not stored:
+            raise _Duplicate
         return disposition, committed
 
     def _scrubbed(self, gateway: str, settlement: Settlement) -> Settlement:

@@ -24,6 +24,7 @@ from attrs import Factory, field, frozen
 from attrs.validators import instance_of
 
 from paycore.errors import InvalidAmount, InvalidRequest
+from paycore.gateways.scrub import Scrubber
 from paycore.money import Money
 
 __all__ = [
@@ -152,12 +153,19 @@ class CheckoutKind(enum.StrEnum):
 E = TypeVar("E", bound=enum.StrEnum)
 
 
+_MASK_CARDS = Scrubber(())
+
+
 def _member(kind: type[E], value: Any, name: str) -> E:
     try:
         return kind(value)
     except ValueError:
-        allowed = ", ".join(member.value for member in kind)
-        raise InvalidRequest(f"{name} must be one of {allowed}; got {str(value)[:32]!r}") from None
+        pass
+    # Raised outside the handler, so the enum's own error (quoting the value whole) is
+    # not its context; quoted masked: a value in the wrong field may be a card number.
+    allowed = ", ".join(member.value for member in kind)
+    got = _MASK_CARDS.text(str(value)[:64])[:32]
+    raise InvalidRequest(f"{name} must be one of {allowed}; got {got!r}")
 
 
 def _transaction_type(value: TransactionType | str) -> TransactionType:

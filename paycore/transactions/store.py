@@ -167,6 +167,13 @@ _TRANSACTIONS_BY_KEY = (
     .where(transactions.c.idempotency_key == sa.bindparam("key"))
 )
 _INSERT_TRANSACTION = transactions.insert()
+# Keyed by "is it PostgreSQL": each dialect's insert that does nothing on a stored event.
+_RECORD_EVENT = {
+    postgres: (postgresql.insert if postgres else sqlite.insert)(webhook_events)
+    .on_conflict_do_nothing(index_elements=["gateway", "event_id"])
+    .returning(webhook_events.c.id)
+    for postgres in (False, True)
+}
 _UPDATE_TRANSACTION = (
     transactions.update()
     .where(transactions.c.id == sa.bindparam("match_id"))
@@ -424,16 +431,10 @@ class StoreSession:
 
     def record_event(self, values: Mapping[str, Any]) -> bool:
         """Store a webhook event once; False when ``(gateway, event_id)`` was stored before."""
-        dialect = self.connection.dialect.name
-        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(webhook_events)
         # Whether a row came back, not rowcount: with RETURNING (which SQLAlchemy adds
         # for PostgreSQL inserts) the driver reports no row count.
-        result = self.connection.execute(
-            insert.values(**values)
-            .on_conflict_do_nothing(index_elements=["gateway", "event_id"])
-            .returning(webhook_events.c.id)
-        )
-        return result.first() is not None
+        insert = _RECORD_EVENT[self.connection.dialect.name == "postgresql"]
+        return self.connection.execute(insert, dict(values)).first() is not None
 
     def event(self, gateway: str, event_id: str) -> Mapping[str, Any] | None:
         row = self.connection.execute(

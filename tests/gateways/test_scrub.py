@@ -10,7 +10,13 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from paycore.gateways.scrub import REDACTED, Scrubber, luhn_valid, sensitive_name
+from paycore.gateways.scrub import (
+    REDACTED,
+    Scrubber,
+    luhn_valid,
+    security_code_name,
+    sensitive_name,
+)
 
 PAN = "4111111111111111"
 DIGIT_RUN = re.compile(r"[0-9](?:[ +.-]?[0-9])*")
@@ -313,3 +319,37 @@ def test_long_bodies_are_cut_after_scrubbing() -> None:
 def test_headers_named_like_sensitive_fields_are_redacted() -> None:
     scrubbed = dict(Scrubber().headers({"X-Private-Key": "pk_abc", "X-Card-Number": "4000"}))
     assert scrubbed == {"X-Private-Key": REDACTED, "X-Card-Number": REDACTED}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("paid by card, cvv 737", f"paid by card, cvv {REDACTED}"),
+        ("CVC: 0737 given", f"CVC: {REDACTED} given"),
+        ("security code 123.", f"security code {REDACTED}."),
+        ('{"note": "typed cvc: 737"}', f'{{"note": "typed cvc: {REDACTED}"}}'),
+        (
+            r'"{\"card\": \"x\", \"cvv2\": \"737\"}"',
+            rf'"{{\"card\":\"x\",\"cvv2\":\"{REDACTED}\"}}"',
+        ),
+    ],
+)
+def test_security_codes_named_in_prose_are_redacted(text: str, expected: str) -> None:
+    assert Scrubber().text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["cvc_check 123", "cvv 12345", "scvv 123", "order 737 of 2026", "cvc_check: pass"]
+)
+def test_numbers_that_are_no_security_code_are_kept(text: str) -> None:
+    assert Scrubber().text(text) == text
+
+
+@pytest.mark.parametrize("name", ["cvv", "CVC2", "card_cvc", "securityCode", "card[cvn]", "csc"])
+def test_security_code_names(name: str) -> None:
+    assert security_code_name(name)
+
+
+@pytest.mark.parametrize("name", ["cvc_check", "password", "pin", "iban", "card_number", "note"])
+def test_other_names_are_no_security_code(name: str) -> None:
+    assert not security_code_name(name)
