@@ -9,12 +9,19 @@ them to each request (paths under ``/_sandbox/`` are never faulted):
   client's read timeout fires after the state changed;
 - ``drop_rate``: process, then break the connection after the response headers
   (the client sees the connection closed mid-response);
+- ``garble`` (one-shot only): process, then answer 200 with a body that is not the
+  provider's format (a proxy's HTML page where JSON was due);
+- ``late`` (one-shot only): hold the request until its client gives up (at most
+  ``stall_seconds``), then process it: an answer slower than any read timeout, from
+  a provider that still does what it was asked;
 - ``next``: one-shot faults applied in order to the next requests, before any rate
   (``("drop", "error")``): what tests use instead of rates.
 
 The ``webhook_*`` knobs are read by the `WebhookSender`: duplicated deliveries,
 out-of-order deliveries (held back until the next event went out), and a delay.
-Rates draw from a `random.Random` seeded with ``seed``.
+Rates draw from a `random.Random` seeded with ``seed``. `FaultInjector.wait_idle`
+waits for the requests still inside the sandbox (one held back by ``latency`` or
+``late`` is processed after its client gave up).
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ from paycore.errors import ConfigurationError
 __all__ = ["Fault", "FaultInjector", "FaultPlan", "WebhookFault"]
 
 CONTROL_PREFIX = "/_sandbox/"
+# What a garbled answer says: a page from something between the client and the provider.
+GARBLED_BODY = b"<html><body><h1>Service temporarily rerouted</h1></body></html>"
 
 E = TypeVar("E", bound=enum.StrEnum)
 
@@ -46,6 +55,8 @@ class Fault(enum.StrEnum):
     ERROR = "error"  # 500 before processing
     TIMEOUT = "timeout"  # process, then stall
     DROP = "drop"  # process, then break the connection
+    GARBLE = "garble"  # process, then answer 200 with a body not in the provider's format
+    LATE = "late"  # hold until the client gives up, then process
 
 
 class WebhookFault(enum.StrEnum):
@@ -214,6 +225,8 @@ class FaultInjector:
         ).encode()
         self._lock = threading.Lock()
         self._received: list[tuple[str, str]] = []
+        self._idle = threading.Condition(self._lock)
+        self._in_flight = 0
         self.set_plan(plan or FaultPlan())
 
     def received(self) -> tuple[tuple[str, str], ...]:
@@ -223,6 +236,14 @@ class FaultInjector:
         """
         with self._lock:
             return tuple(self._received)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no request is inside the sandbox; False if some still are after
+        ``timeout`` seconds. A request whose client gave up during ``latency`` (or a
+        ``late`` one) is processed afterwards: this is how a test knows the provider is
+        done with it."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
 
     @property
     def plan(self) -> FaultPlan:
@@ -270,11 +291,27 @@ class FaultInjector:
             return
         with self._lock:
             self._received.append((scope["method"], scope["path"]))
+            self._in_flight += 1
+        try:
+            await self._apply(scope, receive, send)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    async def _apply(self, scope: Scope, receive: Receive, send: Send) -> None:
         plan = self.plan
         fault = self.choose()
-        if plan.latency:
-            await asyncio.sleep(plan.latency)
-        if fault is None:
+        if plan.latency or fault is Fault.LATE:
+            # The provider has the whole request, then takes its time: it processes
+            # the request even if the client has given up meanwhile.
+            body = await _request_body(receive)
+            if plan.latency:
+                await asyncio.sleep(plan.latency)
+            if fault is Fault.LATE:
+                await self._stall(receive, plan.stall_seconds)
+            receive = _replaying(body, receive)
+        if fault is None or fault is Fault.LATE:
             await self.app(scope, receive, send)
         elif fault is Fault.ERROR:
             await self._send_error(send)
@@ -284,6 +321,8 @@ class FaultInjector:
                 await self._stall(receive, plan.stall_seconds)
                 for message in messages:
                     await send(message)
+            elif fault is Fault.GARBLE:
+                await self._send(send, 200, b"text/html; charset=utf-8", GARBLED_BODY)
             else:
                 await self._drop(messages, send)
 
@@ -318,14 +357,37 @@ class FaultInjector:
         await send({**start, "headers": headers})
 
     async def _send_error(self, send: Send) -> None:
+        await self._send(send, 500, b"application/json", self._error_body)
+
+    async def _send(self, send: Send, status: int, content_type: bytes, body: bytes) -> None:
         await send(
             {
                 "type": "http.response.start",
-                "status": 500,
+                "status": status,
                 "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(self._error_body)).encode()),
+                    (b"content-type", content_type),
+                    (b"content-length", str(len(body)).encode()),
                 ],
             }
         )
-        await send({"type": "http.response.body", "body": self._error_body})
+        await send({"type": "http.response.body", "body": body})
+
+
+async def _request_body(receive: Receive) -> list[Message]:
+    """The request's body messages, read now (the provider has received them)."""
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return messages
+
+
+def _replaying(messages: list[Message], receive: Receive) -> Receive:
+    """A ``receive`` giving ``messages`` first, then listening on ``receive``."""
+    buffered = deque(messages)
+
+    async def replay() -> Message:
+        return buffered.popleft() if buffered else await receive()
+
+    return replay

@@ -130,6 +130,15 @@ What the suite checks
   under one key happens once at the provider; an unreachable provider fails a
   transaction and changes nothing; a capture whose answers are all lost is
   ``unknown`` until reconciliation finds it captured, once;
+- crashes: a process capturing (or, without capture, refunding) killed before its
+  write-ahead, before sending, before recording the answer or after, then
+  reconciled and run again under its key, has done it exactly once, ledger equal to
+  provider (each worker a process of its own, ``paycore.testing.crash_worker``);
+- the fault matrix: every declared authorize, sale, capture, void and refund under
+  every fault (refused, connect timeout, read timeout, reset after send, 500, a body
+  not the provider's, an answer later than the timeout) on every attempt ends
+  ``failed`` where nothing was sent and ``unknown`` otherwise, and reconciliation
+  settles it as the provider did it, once (``paycore.testing.contract_faults``);
 - webhooks: every delivery verifies and applies once (again: ``duplicate``), one
   settles a passed challenge, a tampered body or a gateway holding another secret
   raises `WebhookSignatureError` and changes nothing;
@@ -143,6 +152,8 @@ What the suite checks
 
 from __future__ import annotations
 
+from paycore.testing.contract_crash import CrashRecovery
+from paycore.testing.contract_faults import FaultMatrix
 from paycore.testing.contract_operations import DeclaredOperations
 from paycore.testing.contract_payments import PaymentFlows
 from paycore.testing.contract_resilience import Resilience
@@ -153,5 +164,13 @@ from paycore.testing.contract_webhooks import Webhooks
 __all__ = ["GatewayContract", "ProviderTotals"]
 
 
-class GatewayContract(PaymentFlows, Resilience, Webhooks, Scrubbing, DeclaredOperations):
+class GatewayContract(
+    PaymentFlows,
+    Resilience,
+    CrashRecovery,
+    FaultMatrix,
+    Webhooks,
+    Scrubbing,
+    DeclaredOperations,
+):
     """The gateway contract suite; subclass it as ``Test<Provider>Contract`` (see the module)."""

@@ -74,12 +74,15 @@ pytest.register_assert_rewrite(
         for module in (
             "contract",
             "contract_base",
+            "contract_crash",
+            "contract_faults",
             "contract_operations",
             "contract_payments",
             "contract_resilience",
             "contract_scrubbing",
             "contract_support",
             "contract_webhooks",
+            "fault_cells",
         )
     )
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -137,9 +138,12 @@ class Counter:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.handled_at = 0.0
 
     async def handle(self, request: Request) -> JSONResponse:
+        await request.body()
         self.calls += 1
+        self.handled_at = time.monotonic()
         return JSONResponse({"calls": self.calls})
 
     def app(self, plan: FaultPlan) -> FaultInjector:
@@ -223,3 +227,49 @@ def test_sandbox_control_paths_are_never_faulted(http, paycore_sandbox_server, c
 
     assert response.status_code == 200
     assert counter.calls == 1
+
+
+def test_a_garble_fault_answers_200_with_a_body_not_in_the_apps_format_after_it_ran(
+    http, paycore_sandbox_server, counter
+):
+    server = paycore_sandbox_server(counter.app(FaultPlan(next=("garble",))))
+
+    response = http.post(f"{server.url}/work")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    with pytest.raises(json.JSONDecodeError):
+        response.json()
+    assert counter.calls == 1
+    assert http.post(f"{server.url}/work").json() == {"calls": 2}
+
+
+def test_a_request_its_client_gave_up_on_during_latency_is_processed_and_then_idle(
+    http, paycore_sandbox_server, counter
+):
+    injector = counter.app(FaultPlan(latency=0.5))
+    server = paycore_sandbox_server(injector)
+
+    with pytest.raises(httpx.ReadTimeout):
+        http.post(f"{server.url}/work", content=b"{}", timeout=httpx.Timeout(5, read=0.05))
+
+    assert counter.calls == 0
+    assert injector.wait_idle(10)
+    assert counter.calls == 1
+
+
+def test_a_late_fault_processes_the_request_only_once_its_client_gave_up(
+    http, paycore_sandbox_server, counter
+):
+    injector = counter.app(FaultPlan(next=("late",), stall_seconds=30))
+    server = paycore_sandbox_server(injector)
+
+    started = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        http.post(f"{server.url}/work", content=b"{}", timeout=httpx.Timeout(5, read=0.2))
+
+    # Held until the client went away (not for the 30 s stall), then processed.
+    assert injector.wait_idle(10)
+    assert counter.calls == 1
+    assert counter.handled_at - started >= 0.2
+    assert http.post(f"{server.url}/work").json() == {"calls": 2}

@@ -1,25 +1,22 @@
-"""A process killed in the middle of a capture leaves nothing reconciliation cannot settle.
+"""What a process killed in the middle of a capture leaves, while nobody has recovered it.
 
-A worker (a real process, see `workers`) runs a capture against the same database and
-sandbox as the test and is killed with SIGKILL at one of the two moments that matter:
+The gateway contract (`paycore.testing.contract_crash`) kills a worker at each step of
+the write-ahead for every gateway and shows that reconciliation and a re-run under
+the same key end with the capture done once. These tests look, for the dummy and on
+each database, at the time in between, when the dead process's capture is ``pending``:
 
-- after the provider accepted the capture and before the outcome was recorded: the
-  ledger says ``pending``, the provider says captured. Reconciliation asks the provider
-  and records the capture once; nothing is sent again.
-- after the capture was written ahead and before it was sent: the ledger says
-  ``pending``, the provider knows nothing. Reconciliation fails it only once no attempt
-  can still be on its way, and then the payment can be captured again.
+- it holds the payment: any other mutation gets `PaymentBusy`;
+- killed after the provider took it: the provider holds it under paycore's
+  transaction id, and reconciliation leaves it alone during the grace period (its
+  sender might still be at work);
+- killed before it was sent: the provider has no record of it, and reconciliation
+  fails it only once no attempt could still reach the provider.
 """
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,17 +26,14 @@ from paycore.gateways.dummy import DummyGateway
 from paycore.gateways.dummy_sandbox import DummySandbox
 from paycore.money import Money
 from paycore.sandbox.server import SandboxServer
-from paycore.transactions import states
+from paycore.testing.contract_crash import run_crash_worker
+from paycore.testing.crash_worker import CrashJob, CrashStep, class_path
 from paycore.transactions.model import PaymentStatus, TransactionStatus, TransactionType
 from paycore.transactions.orchestration import NOT_FOUND_MARGIN
 from paycore.transactions.reconcile import DEFAULT_GRACE, Reconciler
 from paycore.transactions.records import Payment, PaymentTransaction
 from paycore.transactions.services import PaymentTransactionServices
 from paycore.transactions.store import Store
-from tests.transactions.workers import CaptureJob
-
-WORKERS = Path(__file__).with_name("workers.py")
-WORKER_TIMEOUT = 60.0
 
 
 class Clock:
@@ -63,15 +57,31 @@ def authorized_payment(
 
 
 @pytest.fixture
-def capture_job(
+def killed_at(
     database_url: str,
     sandbox: DummySandbox,
     paycore_dummy_server: SandboxServer,
     authorized_payment: Payment,
-) -> CaptureJob:
-    """A capture of 6.00 of ``authorized_payment`` for a worker, with key ``ship-1``."""
-    config = sandbox.gateway_config(paycore_dummy_server.url)
-    return CaptureJob(database_url, config, authorized_payment.id, 600, "USD", "ship-1")
+) -> Callable[[CrashStep], dict[str, Any]]:
+    """Run a worker capturing 6.00 of ``authorized_payment`` (key ``ship-1``) that is
+    killed at a step; what it said before dying."""
+
+    def kill(step: CrashStep) -> dict[str, Any]:
+        job = CrashJob(
+            database_url=database_url,
+            gateway_name="dummy",
+            gateway_class=class_path(DummyGateway),
+            gateway_config=sandbox.gateway_config(paycore_dummy_server.url),
+            payment_id=authorized_payment.id,
+            operation="capture",
+            minor_units=600,
+            currency="USD",
+            idempotency_key="ship-1",
+            step=step,
+        )
+        return run_crash_worker(job)
+
+    return kill
 
 
 @pytest.fixture
@@ -93,20 +103,6 @@ def reconciling(
         services.close()
 
 
-def run_worker(command: str, job: CaptureJob) -> dict[str, Any]:
-    """Run a worker that kills itself; what it said just before."""
-    finished = subprocess.run(  # noqa: S603 - this interpreter, our own script
-        [sys.executable, str(WORKERS), command, job.as_json()],
-        capture_output=True,
-        text=True,
-        timeout=WORKER_TIMEOUT,
-        check=False,
-    )
-    assert finished.returncode == -signal.SIGKILL, finished.stderr
-    said: dict[str, Any] = json.loads(finished.stdout)
-    return said
-
-
 def the_capture(services: PaymentTransactionServices, payment: Payment) -> PaymentTransaction:
     (capture,) = [
         t for t in services.list_transactions(payment.id) if t.type is TransactionType.CAPTURE
@@ -120,8 +116,8 @@ def capture_posts(sandbox: DummySandbox, payment: Payment) -> int:
 
 
 def provider_payment(sandbox: DummySandbox, payment: Payment) -> dict[str, Any]:
-    (found,) = [p for p in sandbox.snapshot()["payments"] if p["id"] == payment.gateway_reference]
-    return dict(found)
+    assert payment.gateway_reference is not None
+    return sandbox.ledger.get(payment.gateway_reference)
 
 
 def provider_totals(sandbox: DummySandbox, payment: Payment) -> dict[str, int]:
@@ -135,68 +131,53 @@ def provider_totals(sandbox: DummySandbox, payment: Payment) -> dict[str, int]:
     }
 
 
-def test_a_capture_killed_after_the_provider_took_it_is_recorded_once_by_reconciliation(
+def test_a_capture_killed_after_the_provider_took_it_holds_the_payment_through_the_grace_period(
     services: PaymentTransactionServices,
     sandbox: DummySandbox,
     authorized_payment: Payment,
-    capture_job: CaptureJob,
+    killed_at: Callable[[CrashStep], dict[str, Any]],
     reconciling: Callable[[Clock], Reconciler],
 ) -> None:
     payment = authorized_payment
 
-    said = run_worker("capture-and-die", capture_job)
+    said = killed_at(CrashStep.BEFORE_RECORD)
 
-    assert 200 <= said["killed_after"] < 300
+    assert said["exchange"] == "completed"
+    assert 200 <= said["answered"][-1] < 300
     pending = the_capture(services, payment)
     assert pending.status is TransactionStatus.PENDING
     assert services.get_payment(payment.id).captured == Money(0, "USD")
     assert capture_posts(sandbox, payment) == 1
+    # The provider knows it by paycore's transaction id: what reconciliation asks by.
     (taken,) = [
         op for op in provider_payment(sandbox, payment)["operations"] if op["type"] == "capture"
     ]
     assert (taken["reference"], taken["amount"], taken["status"]) == (pending.id, 600, "succeeded")
+    with pytest.raises(PaymentBusy):
+        services.capture(payment.id, Money(100, "USD"), idempotency_key="ship-2")
 
     # Within the grace period its sender may still be at work: it is left alone.
     clock = Clock(pending.created_at + DEFAULT_GRACE - timedelta(seconds=1))
     assert reconciling(clock).run().rows == ()
     assert the_capture(services, payment).status is TransactionStatus.PENDING
-
-    clock.now = pending.created_at + DEFAULT_GRACE + timedelta(seconds=1)
-    (row,) = reconciling(clock).run().rows
-    assert (row.transaction_id, row.before, row.after) == (
-        pending.id,
-        TransactionStatus.PENDING,
-        TransactionStatus.SUCCEEDED,
-    )
-
-    settled = the_capture(services, payment)
-    assert settled.status is TransactionStatus.SUCCEEDED
-    assert settled.amount == Money(600, "USD")
-    after = services.get_payment(payment.id)
-    assert after.status is PaymentStatus.PARTIALLY_CAPTURED
-    assert after.totals() == provider_totals(sandbox, payment)
-    assert states.problems(after, services.list_transactions(payment.id)) == []
-    # The caller retrying with its key gets the capture, and nothing is sent again.
-    retried = services.capture(payment.id, Money(600, "USD"), idempotency_key="ship-1")
-    assert (retried.id, retried.status) == (pending.id, TransactionStatus.SUCCEEDED)
     assert capture_posts(sandbox, payment) == 1
 
 
-def test_a_capture_killed_before_it_was_sent_fails_once_nothing_can_arrive_and_is_sent_again(
+def test_a_capture_killed_before_it_was_sent_fails_only_once_nothing_can_still_arrive(
     services: PaymentTransactionServices,
     sandbox: DummySandbox,
     paycore_dummy_gateway: DummyGateway,
     authorized_payment: Payment,
-    capture_job: CaptureJob,
+    killed_at: Callable[[CrashStep], dict[str, Any]],
     reconciling: Callable[[Clock], Reconciler],
 ) -> None:
     payment = authorized_payment
 
-    said = run_worker("begin-and-die", capture_job)
+    said = killed_at(CrashStep.BEFORE_SEND)
 
-    assert said["action"] == "send"
+    assert said["sending"] == "POST"
     pending = the_capture(services, payment)
-    assert (pending.id, pending.status) == (said["transaction_id"], TransactionStatus.PENDING)
+    assert pending.status is TransactionStatus.PENDING
     assert capture_posts(sandbox, payment) == 0
     # Written ahead, it holds the payment: no other mutation may start meanwhile.
     with pytest.raises(PaymentBusy):
@@ -220,12 +201,3 @@ def test_a_capture_killed_before_it_was_sent_fails_once_nothing_can_arrive_and_i
     assert unchanged.status is PaymentStatus.AUTHORIZED
     assert unchanged.totals() == provider_totals(sandbox, payment)
     assert capture_posts(sandbox, payment) == 0
-
-    # Definitely not done: the same request captures now, under the same transaction.
-    again = services.capture(payment.id, Money(600, "USD"), idempotency_key="ship-1")
-    assert (again.id, again.status) == (pending.id, TransactionStatus.SUCCEEDED)
-    assert capture_posts(sandbox, payment) == 1
-    after = services.get_payment(payment.id)
-    assert after.captured == Money(600, "USD")
-    assert after.totals() == provider_totals(sandbox, payment)
-    assert states.problems(after, services.list_transactions(payment.id)) == []

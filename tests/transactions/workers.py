@@ -1,41 +1,27 @@
-"""Worker processes for the concurrency and crash tests.
+"""Worker processes for the concurrency tests.
 
 Each worker is a deployment of its own: it builds its own `Store`, gateway and
 `PaymentTransactionServices` from a database URL and a gateway config, and shares
 nothing with the test process but the database and the sandbox.
 
-- `capture_when_released` runs in a `multiprocessing` process: it gets ready (store,
-  services, a first database connection), waits at a barrier with the other workers so
-  their captures really overlap, captures, and reports what came back on a queue.
-- Run as a script, it is a worker that dies (SIGKILL) at a chosen point of a capture::
+`capture_when_released` runs in a `multiprocessing` process: it gets ready (store,
+services, a first database connection), waits at a barrier with the other workers so
+their captures really overlap, captures, and reports what came back on a queue.
 
-      python workers.py capture-and-die '{"database_url": …, "gateway_config": …, …}'
-      python workers.py begin-and-die '{…}'
-
-  ``capture-and-die`` is killed once the provider has accepted the capture and before
-  the outcome is recorded (from the ``paycore_gateway_exchange`` hook); it prints
-  ``{"killed_after": <HTTP status>}`` first. ``begin-and-die`` writes the capture
-  ahead (``pending``), prints ``{"transaction_id": …}`` and is killed before sending.
+Workers killed in the middle of a capture are `paycore.testing.crash_worker`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import random
-import signal
-import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from paycore.errors import PaymentBusy
 from paycore.gateways.dummy import DummyGateway
-from paycore.gateways.scrub import Transcript
-from paycore.hookspecs import hookimpl
 from paycore.money import Money
-from paycore.plugins import hook_manager
-from paycore.transactions.model import TransactionType
 from paycore.transactions.services import PaymentTransactionServices
 from paycore.transactions.store import Store
 
@@ -56,13 +42,6 @@ class CaptureJob:
     currency: str
     idempotency_key: str
     retry_busy: bool = False  # retry after PaymentBusy, as a job would, with backoff
-
-    def as_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> CaptureJob:
-        return cls(**json.loads(text))
 
 
 @dataclass(frozen=True)
@@ -153,57 +132,3 @@ def capture_when_released(job: CaptureJob, barrier: _Barrier, results: _Queue) -
     with build_services(job, hooks=None) as services:
         services.get_payment(job.payment_id)  # connect before the race, not during it
         results.put(capture(services, job, barrier))
-
-
-# -- workers that die -----------------------------------------------------------------
-
-
-class DieOnceCaptured:
-    """Kills this process when the provider has accepted a capture: the exchange is
-    over, and the services have not recorded its outcome yet."""
-
-    @hookimpl
-    def paycore_gateway_exchange(
-        self, gateway: str, operation: str, transcript: Transcript
-    ) -> None:
-        answered = [record.status_code for record in transcript.records if record.status_code]
-        if operation == "capture" and answered and 200 <= answered[-1] < 300:
-            print(json.dumps({"killed_after": answered[-1]}), flush=True)
-            os.kill(os.getpid(), signal.SIGKILL)
-
-
-def capture_and_die(job: CaptureJob) -> None:
-    hook_manager().register(DieOnceCaptured())
-    with build_services(job) as services:
-        services.capture(
-            job.payment_id,
-            Money(job.minor_units, job.currency),
-            idempotency_key=job.idempotency_key,
-        )
-    sys.exit("the capture was recorded: the worker should have been killed before")
-
-
-def begin_and_die(job: CaptureJob) -> None:
-    with build_services(job) as services:
-        begun = services.ledger.begin(
-            job.payment_id,
-            TransactionType.CAPTURE,
-            Money(job.minor_units, job.currency),
-            idempotency_key=job.idempotency_key,
-        )
-        print(
-            json.dumps({"action": begun.action, "transaction_id": begun.transaction.id}), flush=True
-        )
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-COMMANDS = {"capture-and-die": capture_and_die, "begin-and-die": begin_and_die}
-
-
-def main(argv: list[str]) -> None:
-    command, job = argv
-    COMMANDS[command](CaptureJob.from_json(job))
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -36,6 +36,7 @@ from paycore.transactions.model import (
     CheckoutSession,
     Customer,
     GatewayResult,
+    Outcome,
     PaymentMethodOption,
     PaymentRequest,
     SavedMethod,
@@ -51,6 +52,7 @@ from paycore_wooshpay.answers import (
     NAME,
     checkout_session_from,
     declined_from,
+    from_checkout,
     intent_result,
     is_missing,
     payment_link_from,
@@ -179,7 +181,8 @@ class WooshPayGateway(Gateway):
         if kind is TransactionType.REFUND:
             return (yield from self._fetch_refund(request))
         intent: Mapping[str, Any] | None
-        if kind in CREATING_TYPES and request.gateway_reference is None:
+        lost = kind in CREATING_TYPES and request.gateway_reference is None
+        if lost:
             query = payloads.search_query(request.transaction_id)
             response = yield self._request(
                 "GET", "/v1/payment_intents/search", params={"query": query}
@@ -198,6 +201,8 @@ class WooshPayGateway(Gateway):
         result = intent_result(intent, kind)
         if kind in CREATING_TYPES:  # a method saved while paying shows once it is paid
             result = yield from self._with_saved_method(result, intent)
+        if lost:  # a hosted page whose answer was lost: its link is found again
+            result = yield from self._with_open_page(result, intent)
         return result
 
     def handle_webhook(self, delivery: WebhookRequest) -> Exchange[WebhookHandling]:
@@ -298,6 +303,32 @@ class WooshPayGateway(Gateway):
         saved = saved_method_from(success_body(response))
         return (
             evolve(result, saved_method=saved) if saved.customer_reference == customer else result
+        )
+
+    def _with_open_page(
+        self, result: GatewayResult, intent: Mapping[str, Any]
+    ) -> Exchange[GatewayResult]:
+        """``result``, waiting for the customer on the intent's open checkout page when
+        it is one's."""
+        waiting = intent.get("status") == "requires_payment_method"
+        if result.outcome is not Outcome.PROCESSING or not (waiting and from_checkout(intent)):
+            return result
+        response = yield self._request(
+            "GET",
+            "/v1/checkout/sessions",
+            params={"payment_intent": read.text(intent, "id"), "status": "open"},
+        )
+        if not response.is_success:
+            return result  # still waiting, as the intent says; the page is a nicety
+        sessions = read.array(success_body(response), "data")
+        if not sessions:
+            return result
+        session = checkout_session_from(read.object(sessions[0], "a checkout session"))
+        return evolve(
+            result,
+            outcome=Outcome.ACTION_REQUIRED,
+            transaction_reference=session.reference,
+            next_action=session.next_action,
         )
 
     def _create_payment_link(self, request: PaymentRequest) -> Exchange[CheckoutSession]:

@@ -722,6 +722,39 @@ def test_fetch_status_finds_an_intent_whose_creating_answer_was_lost(
     assert result.gateway_reference == PI
 
 
+def test_a_hosted_page_whose_answer_was_lost_is_found_again_waiting_for_the_customer(
+    gateway, drive, card_request, intent
+):
+    metadata = {"paycore_transaction_id": "txn_1", "paycore_checkout": "hosted_page"}
+    waiting = intent("requires_payment_method", payment_method=None, metadata=metadata)
+    sessions = {"object": "list", "data": [session()], "has_more": False}
+
+    sent, result = drive(
+        gateway.fetch_status(card_request()), search_answer(waiting), (200, sessions)
+    )
+
+    assert (sent[1].method, sent[1].url.path) == ("GET", "/v1/checkout/sessions")
+    assert dict(sent[1].url.params) == {"payment_intent": PI, "status": "open"}
+    assert result.outcome is Outcome.ACTION_REQUIRED
+    assert (result.gateway_reference, result.transaction_reference) == (PI, "cs_test_1")
+    assert result.next_action is not None
+    assert result.next_action.url == "https://sandbox.test/pay/cs_test_1"
+
+
+def test_a_hosted_page_no_longer_open_leaves_its_intent_processing(
+    gateway, drive, card_request, intent
+):
+    metadata = {"paycore_transaction_id": "txn_1", "paycore_checkout": "hosted_page"}
+    waiting = intent("requires_payment_method", payment_method=None, metadata=metadata)
+    none_open = {"object": "list", "data": [], "has_more": False}
+
+    _, result = drive(
+        gateway.fetch_status(card_request()), search_answer(waiting), (200, none_open)
+    )
+
+    assert (result.outcome, result.next_action) == (Outcome.PROCESSING, None)
+
+
 def test_a_payment_link_paid_on_the_second_try_reads_as_the_paid_intent(
     gateway, drive, card_request, intent
 ):
