@@ -167,6 +167,13 @@ _TRANSACTIONS_BY_KEY = (
     .where(transactions.c.idempotency_key == sa.bindparam("key"))
 )
 _INSERT_TRANSACTION = transactions.insert()
+# Bound parameters per query stay far below SQLite's limit (32,766).
+_EVENT_IDS_PER_QUERY = 500
+_STORED_EVENTS = (
+    sa.select(webhook_events.c.event_id, webhook_events.c.payment_id)
+    .where(webhook_events.c.gateway == sa.bindparam("gateway"))
+    .where(webhook_events.c.event_id.in_(sa.bindparam("event_ids", expanding=True)))
+)
 # Keyed by "is it PostgreSQL": each dialect's insert that does nothing on a stored event.
 _RECORD_EVENT = {
     postgres: (postgresql.insert if postgres else sqlite.insert)(webhook_events)
@@ -436,13 +443,15 @@ class StoreSession:
         insert = _RECORD_EVENT[self.connection.dialect.name == "postgresql"]
         return self.connection.execute(insert, dict(values)).first() is not None
 
-    def event(self, gateway: str, event_id: str) -> Mapping[str, Any] | None:
-        row = self.connection.execute(
-            webhook_events.select()
-            .where(webhook_events.c.gateway == gateway)
-            .where(webhook_events.c.event_id == event_id)
-        ).first()
-        return None if row is None else dict(row._mapping)
+    def stored_events(self, gateway: str, event_ids: Iterable[str]) -> dict[str, str | None]:
+        """Which of ``event_ids`` were stored before, each with the payment it named."""
+        wanted = list(dict.fromkeys(event_ids))
+        found: dict[str, str | None] = {}
+        for start in range(0, len(wanted), _EVENT_IDS_PER_QUERY):
+            chunk = wanted[start : start + _EVENT_IDS_PER_QUERY]
+            rows = self.connection.execute(_STORED_EVENTS, {"gateway": gateway, "event_ids": chunk})
+            found.update((row.event_id, row.payment_id) for row in rows)
+        return found
 
     # -- outbox ------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -192,7 +192,18 @@ class WebhookEndpoint:
         """Apply the delivery's events, complete their checkouts, and choose the reply."""
         touched: list[str] = []
         new: list[GatewayEvent] = []
-        for event in handling.events:
+        # A provider that resends its whole history with each callback (MilkyPay's
+        # invoice, every refund in it) would otherwise cost a write per event ever sent:
+        # what was stored before is found in one read, and only the rest is applied.
+        events = handling.events
+        stored = await self._stored_events(name, events) if len(events) > 1 else {}
+        for event in events:
+            if event.event_id in stored:
+                entry.count("duplicate")
+                payment_id = stored[event.event_id]
+                if payment_id is not None:
+                    touched.append(payment_id)
+                continue
             result = await self.services.apply_event(name, event)
             entry.count(result.disposition)
             if result.disposition != "duplicate":
@@ -202,9 +213,8 @@ class WebhookEndpoint:
             elif result.disposition == "duplicate":
                 # Stored before: its checkout may not have completed then (a crash, an
                 # error answered 500), and this retry is the provider's way to finish.
-                stored = await self._stored_payment(name, event)
-                if stored is not None:
-                    touched.append(stored)
+                again = await self._stored_events(name, [event])
+                touched.extend(payment for payment in again.values() if payment is not None)
         await self._complete_checkouts(touched, entry)
         if new:
             await self._received(name, new)
@@ -230,14 +240,14 @@ class WebhookEndpoint:
         except Exception:
             log.exception("hook paycore_webhook_received failed; the delivery stands")
 
-    async def _stored_payment(self, name: str, event: GatewayEvent) -> str | None:
-        """The payment the stored copy of ``event`` named, if any."""
+    async def _stored_events(
+        self, name: str, events: Sequence[GatewayEvent]
+    ) -> dict[str, str | None]:
+        """Which of ``events`` were stored before, each with the payment it named."""
 
-        def read() -> str | None:
+        def read() -> dict[str, str | None]:
             with self.services.store.reading() as session:
-                row = session.event(name, event.event_id)
-            payment_id = None if row is None else row.get("payment_id")
-            return payment_id if isinstance(payment_id, str) else None
+                return session.stored_events(name, (event.event_id for event in events))
 
         return await asyncio.to_thread(read)
 
