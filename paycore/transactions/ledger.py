@@ -137,7 +137,7 @@ class Begun:
     ``action`` is ``"send"`` (call the gateway with ``request``), ``"replay"`` (the
     key's transaction is recorded: return it), ``"wait"`` (the key's transaction is
     ``pending``: someone is sending it) or ``"resolve"`` (the key's transaction is
-    ``unknown``: ask the gateway, never resend).
+    ``unknown``: ask the gateway; resent only as `Ledger.send_again` allows).
     """
 
     action: str
@@ -457,6 +457,30 @@ class Ledger:
                 )
                 session.insert_transaction(transaction)
         return Begun("send", payment, transaction, request_for(payment, transaction))
+
+    def send_again(self, transaction_id: str) -> Begun | None:
+        """Make an ``unknown`` transaction ``pending`` again, to be resent under its own id.
+
+        Only for a provider that deduplicates by key, once it said it has no record of
+        the transaction (see `Orchestration`): whichever caller moves it first sends it;
+        None for the others (it is no longer unknown), who wait for that sender.
+        """
+        with self.store.writing() as session:
+            transaction = session.transaction(transaction_id)
+            if transaction is None:
+                raise NotFound("transaction", transaction_id)
+            payment = session.payment(transaction.payment_id, lock=True)
+            assert payment is not None  # a foreign key guarantees it
+            again = evolve(
+                transaction,
+                status=TransactionStatus.PENDING,
+                failure=None,
+                message=None,
+                updated_at=self.clock(),
+            )
+            if not session.update_transaction(again, expected={TransactionStatus.UNKNOWN}):
+                return None
+        return Begun("send", payment, again, request_for(payment, again))
 
     # -- step 2 happens elsewhere: the driver ---------------------------------------------
 

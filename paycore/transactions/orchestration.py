@@ -60,6 +60,7 @@ from paycore.transactions.model import (
     _member,
 )
 from paycore.transactions.records import UNRESOLVED, Payment, PaymentTransaction
+from paycore.transactions.states import CREATING
 from paycore.transactions.store import Store
 
 __all__ = [
@@ -315,7 +316,13 @@ class Orchestration:
         if begun.action == "wait":
             return (yield from self._wait_for(begun.payment, begun.transaction))
         if begun.action == "resolve":
-            return (yield from self._resolve(begun.transaction)).transaction
+            return (yield from self._resolve_or_send_again(begun.payment, begun.transaction))
+        return (yield from self._send(begun, kind, page))
+
+    def _send(
+        self, begun: Begun, kind: TransactionType, page: CheckoutKind | None
+    ) -> Steps[PaymentTransaction]:
+        """Send a written-ahead transaction through its gateway and record the outcome."""
         transaction: PaymentTransaction = begun.transaction
         request = begun.request
         assert request is not None
@@ -361,8 +368,46 @@ class Orchestration:
             transaction = yield DbStep(partial(self.ledger.transaction, transaction.id))
         if transaction.status is TransactionStatus.PENDING:
             # Its sender is gone (or very late): ask the gateway what happened.
-            return (yield from self._resolve(transaction)).transaction
+            return (yield from self._resolve_or_send_again(payment, transaction))
         return transaction
+
+    def _resolve_or_send_again(
+        self, payment: Payment, transaction: PaymentTransaction
+    ) -> Steps[PaymentTransaction]:
+        """Ask the gateway about the key's unsettled transaction; when the provider has no
+        record of it and deduplicates by key, send it again rather than leave it unknown.
+
+        Without this, a mutation whose answer was a 500 blocks its payment (`PaymentBusy`)
+        until "no record" can be believed: the exchange budget plus `NOT_FOUND_MARGIN`
+        (90 s with the default timeouts), even for the caller retrying under its key. A
+        provider that deduplicates makes the resend safe: if the first attempt is still
+        on its way, the provider answers both as one. Only captures, voids and refunds are
+        resent (an authorization or sale may have been made on a checkout page, which a
+        resend could not tell), and only within the gateway's idempotency window.
+        """
+        check: Check = yield from self._resolve(transaction)
+        settled = check.transaction
+        if not self._may_send_again(payment.gateway, settled, check.answer):
+            return settled
+        begun: Begun | None = yield DbStep(partial(self.ledger.send_again, settled.id))
+        if begun is None:
+            # Another caller resent it (or it settled meanwhile): wait for that outcome.
+            current = yield DbStep(partial(self.ledger.payment_and_transaction, settled.id))
+            return (yield from self._wait_for(*current))
+        return (yield from self._send(begun, settled.type, None))
+
+    def _may_send_again(
+        self, gateway: str, transaction: PaymentTransaction, answer: GatewayResult | None
+    ) -> bool:
+        if transaction.status is not TransactionStatus.UNKNOWN or transaction.type in CREATING:
+            return False
+        if answer is None or answer.decline_reason is not DeclineReason.NOT_FOUND:
+            return False
+        configured = self.gateways.get(gateway)
+        if configured is None or not configured.capabilities.idempotency_keys:
+            return False
+        window = configured.capabilities.idempotency_window
+        return window is None or self.clock() < transaction.created_at + window
 
     def _resolve(
         self, transaction: PaymentTransaction, *, next_check_at: datetime | None = None

@@ -17,7 +17,9 @@ What a call returns is the `PaymentTransaction` as recorded; read its ``status``
 ``failed``                    definitely not done (``failure``: ``GatewayUnavailable`` …);
                               calling again with the same idempotency key sends it again
 ``unknown``                   sent, the outcome is not known: reconciliation finds out;
-                              calling again with the same key asks the gateway, never resends
+                              calling again with the same key asks the gateway; a
+                              capture, void or refund the provider has no record of is
+                              sent again only where it deduplicates by key
 ============================  =========================================================
 
 Idempotency: every call has a key (give one to make retries safe; one is made up

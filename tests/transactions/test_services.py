@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -63,6 +63,26 @@ def posts(sandbox: DummySandbox, suffix: str = "") -> list[str]:
         for method, path in sandbox.requests_received
         if method == "POST" and path.endswith(suffix)
     ]
+
+
+class KeylessDummy(DummyGateway):
+    """The dummy as a provider that keeps no idempotency keys: none sent, none declared."""
+
+    capabilities = attrs.evolve(
+        DummyGateway.capabilities, idempotency_keys=False, idempotency_window=None
+    )
+
+    def build_request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        **options: Any,
+    ) -> httpx.Request:
+        kept = {name: value for name, value in (headers or {}).items() if name != "Idempotency-Key"}
+        return super().build_request(method, url, headers=kept, **options)
 
 
 def gateway_at(sandbox: DummySandbox, url: str) -> DummyGateway:
@@ -392,6 +412,57 @@ def test_an_unknown_outcome_is_resolved_by_asking_the_gateway_never_by_sending_a
     assert problems(payment, services.list_transactions(payment.id)) == []
     # No longer busy.
     assert services.capture(payment.id, usd(100)).status is TransactionStatus.SUCCEEDED
+
+
+def test_a_capture_answered_500_is_sent_again_under_its_key_once_the_provider_has_no_record(
+    services: PaymentTransactionServices,
+    unretried: PaymentTransactionServices,
+    sandbox: DummySandbox,
+    new_payment: NewPayment,
+):
+    # Sent and answered 500: unknown. The dummy provider deduplicates by key, so the
+    # caller retrying under the same key need not wait for "no record" to be believed.
+    payment = new_payment(1000)
+    services.authorize(payment.id)
+    sandbox.queue_faults("error")
+    lost = unretried.capture(payment.id, usd(400), idempotency_key="ship-1")
+    assert lost.status is TransactionStatus.UNKNOWN
+    assert len(posts(sandbox, "/captures")) == 1
+
+    again = services.capture(payment.id, usd(400), idempotency_key="ship-1")
+
+    assert (again.id, again.status) == (lost.id, TransactionStatus.SUCCEEDED)
+    assert len(posts(sandbox, "/captures")) == 2  # the 500, then the one that counted
+    after = services.get_payment(payment.id)
+    assert provider_payment(sandbox, after.gateway_reference)["amount_captured"] == 400
+    assert after.captured == usd(400)
+    assert problems(after, services.list_transactions(payment.id)) == []
+    assert services.void(payment.id).status is TransactionStatus.SUCCEEDED  # not busy
+
+
+def test_a_capture_answered_500_stays_unknown_where_the_provider_ignores_keys(
+    store: Store,
+    unretried: PaymentTransactionServices,
+    sandbox: DummySandbox,
+    paycore_dummy_server: SandboxServer,
+    new_payment: NewPayment,
+):
+    keyless = KeylessDummy.from_config(sandbox.gateway_config(paycore_dummy_server.url))
+    driver = GatewayDriver(keyless, hooks=None, retry=NO_RETRY)
+    with PaymentTransactionServices(store, {"dummy": driver}, hooks=None) as services:
+        payment = new_payment(1000)
+        services.authorize(payment.id)
+        sandbox.queue_faults("error")
+        lost = services.capture(payment.id, usd(400), idempotency_key="ship-1")
+        sent = len(sandbox.requests_received)
+
+        again = services.capture(payment.id, usd(400), idempotency_key="ship-1")
+
+        # Asked, not resent: a provider that cannot deduplicate might capture twice.
+        assert (again.id, again.status) == (lost.id, TransactionStatus.UNKNOWN)
+        assert [method for method, _ in sandbox.requests_received[sent:]] == ["GET"]
+        with pytest.raises(PaymentBusy):
+            services.void(payment.id)
 
 
 def test_fetch_status_settles_an_unknown_outcome(

@@ -28,7 +28,7 @@ from paycore.transactions.model import (
     TransactionType,
 )
 from paycore.transactions.records import Payment, PaymentTransaction
-from paycore.transactions.store import Store
+from paycore.transactions.store import Store, webhook_events
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 postgres_only = pytest.mark.parametrize(
@@ -350,13 +350,18 @@ def test_record_event_stores_each_event_of_a_gateway_once(store: Store) -> None:
         first = session.record_event(an_event())
         again = session.record_event(an_event(disposition="ignored"))
         other_gateway = session.record_event(an_event(gateway="other"))
-        other_event = session.record_event(an_event(event_id="evt_2"))
+        other_event = session.record_event(an_event(event_id="evt_2", payment_id=None))
     with store.reading() as session:
-        stored = session.event("dummy", "evt_1")
+        stored = session.stored_events("dummy", ["evt_1", "evt_2", "evt_3", "evt_1"])
+        dispositions = session.connection.execute(
+            sa.select(webhook_events.c.gateway, webhook_events.c.disposition).where(
+                webhook_events.c.event_id == "evt_1"
+            )
+        ).all()
 
     assert (first, again, other_gateway, other_event) == (True, False, True, True)
-    assert stored is not None
-    assert stored["disposition"] == "applied"
+    assert stored == {"evt_1": "pay_1", "evt_2": None}
+    assert sorted(dispositions) == [("dummy", "applied"), ("other", "applied")]
 
 
 def test_outbox_entries_are_listed_oldest_first_and_removed_once(store: Store) -> None:
