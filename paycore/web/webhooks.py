@@ -208,9 +208,11 @@ class WebhookEndpoint:
             entry.count(result.disposition)
             if result.disposition != "duplicate":
                 new.append(event)
-            if result.payment is not None:
+            if result.payment is not None and result.payment.owner is not None:
+                # A checkout's payments are made with it as their owner: one with none
+                # belongs to no checkout, and needs no lookup.
                 touched.append(result.payment.id)
-            elif result.disposition == "duplicate":
+            elif result.payment is None and result.disposition == "duplicate":
                 # Stored before: its checkout may not have completed then (a crash, an
                 # error answered 500), and this retry is the provider's way to finish.
                 again = await self._stored_events(name, [event])
