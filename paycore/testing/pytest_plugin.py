@@ -66,8 +66,8 @@ MakeServices: TypeAlias = "Callable[..., PaymentTransactionServices]"
 
 DATABASE_URL_ENV = "PAYCORE_TEST_DATABASE_URL"
 
-# The gateway contract's assertions explain themselves when pytest rewrites them; the
-# plugin loads before any test module imports the contract.
+# The assertions of the gateway contract and the ledger machine explain themselves when
+# pytest rewrites them; the plugin loads before any test module imports them.
 pytest.register_assert_rewrite(
     *(
         f"paycore.testing.{module}"
@@ -83,6 +83,9 @@ pytest.register_assert_rewrite(
             "contract_support",
             "contract_webhooks",
             "fault_cells",
+            "ledger_checks",
+            "ledger_machine",
+            "ledger_world",
         )
     )
 )
