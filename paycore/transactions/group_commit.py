@@ -98,9 +98,10 @@ class GroupCommit:
                     else:
                         savepoint.commit()
         except BaseException as error:
-            # Nothing of the group was committed: no unit may report success.
+            # Nothing of the group was committed: no unit may report what it did, not even
+            # a failure, which may have come from a sibling's writes now rolled back (a
+            # "duplicate" of an event another unit inserted).
             for unit in group:
-                if unit.error is None:
-                    unit.value, unit.error = None, error
+                unit.value, unit.error = None, error
             if not isinstance(error, Exception):
                 raise

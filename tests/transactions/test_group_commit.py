@@ -118,3 +118,32 @@ def test_a_caller_hears_of_its_write_only_once_it_is_committed(paycore_ledger: S
         list(pool.map(answered, [f"evt_{n}" for n in range(40)]))
 
     assert seen == [True] * 40
+
+
+def test_a_failed_commit_fails_every_unit_of_its_group_even_one_that_saw_a_duplicate(
+    paycore_ledger: Store,
+) -> None:
+    # Two units of one group record the same event; the second finds the first's row and
+    # fails as a duplicate (as the ledger's events do). Then the group's commit fails:
+    # the event is not stored, so neither may hear "stored" nor "duplicate".
+    group = GroupCommit(paycore_ledger)
+    commits_seen = [0]
+
+    @sa.event.listens_for(paycore_ledger.engine, "commit")
+    def fail_the_second(_: object) -> None:
+        commits_seen[0] += 1
+        if commits_seen[0] == 2:
+            raise OSError("the disk is full")
+
+    def again(session: StoreSession) -> bool:
+        if not record("evt_once")(session):
+            raise KeyError("evt_once was stored before")
+        return True
+
+    futures = held_then_grouped(group, [record("evt_once"), again])
+
+    assert futures[0].result() is True  # the first group committed
+    for future in futures[1:]:
+        with pytest.raises(OSError, match="the disk is full"):
+            future.result()
+    assert stored(paycore_ledger) == ["evt_first"]
