@@ -124,6 +124,24 @@ def _scrubbed_entries(entries: Mapping[str, str], scrub: Scrubber) -> dict[str, 
     }
 
 
+def _pending_again(
+    transaction: PaymentTransaction, now: datetime, **changes: Any
+) -> PaymentTransaction:
+    """``transaction`` written ahead once more, to be sent again under its own id: what
+    its last attempt left (a failure, a decline, when it settled) is cleared."""
+    return evolve(
+        transaction,
+        status=TransactionStatus.PENDING,
+        failure=None,
+        message=None,
+        decline_reason=None,
+        decline_code=None,
+        updated_at=now,
+        resolved_at=None,
+        **changes,
+    )
+
+
 def fingerprint(*parts: Any) -> str:
     """A digest of a request's meaningful fields, to tell a replay from a conflict."""
     text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
@@ -425,15 +443,7 @@ class Ledger:
             now = self.clock()
             if existing is not None:
                 # Failed means not sent: the same transaction goes again, under its id.
-                transaction = evolve(
-                    existing,
-                    status=TransactionStatus.PENDING,
-                    amount=to_carry,
-                    failure=None,
-                    message=None,
-                    updated_at=now,
-                    resolved_at=None,
-                )
+                transaction = _pending_again(existing, now, amount=to_carry)
                 if not session.update_transaction(transaction, expected={TransactionStatus.FAILED}):
                     raise PaymentBusy(f"transaction {existing.id} changed meanwhile; retry")
             else:
@@ -458,7 +468,7 @@ class Ledger:
                 session.insert_transaction(transaction)
         return Begun("send", payment, transaction, request_for(payment, transaction))
 
-    def send_again(self, transaction_id: str) -> Begun | None:
+    def send_again(self, payment_id: str, transaction_id: str) -> Begun | None:
         """Make an ``unknown`` transaction ``pending`` again, to be resent under its own id.
 
         Only for a provider that deduplicates by key, once it said it has no record of
@@ -466,18 +476,14 @@ class Ledger:
         None for the others (it is no longer unknown), who wait for that sender.
         """
         with self.store.writing() as session:
+            # The payment first, as every writer locks it: then the transaction as it is.
+            payment = session.payment(payment_id, lock=True)
             transaction = session.transaction(transaction_id)
-            if transaction is None:
+            if payment is None or transaction is None or transaction.payment_id != payment_id:
                 raise NotFound("transaction", transaction_id)
-            payment = session.payment(transaction.payment_id, lock=True)
-            assert payment is not None  # a foreign key guarantees it
-            again = evolve(
-                transaction,
-                status=TransactionStatus.PENDING,
-                failure=None,
-                message=None,
-                updated_at=self.clock(),
-            )
+            if transaction.status is not TransactionStatus.UNKNOWN:
+                return None
+            again = _pending_again(transaction, self.clock())
             if not session.update_transaction(again, expected={TransactionStatus.UNKNOWN}):
                 return None
         return Begun("send", payment, again, request_for(payment, again))

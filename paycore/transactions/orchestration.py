@@ -368,11 +368,11 @@ class Orchestration:
             transaction = yield DbStep(partial(self.ledger.transaction, transaction.id))
         if transaction.status is TransactionStatus.PENDING:
             # Its sender is gone (or very late): ask the gateway what happened.
-            return (yield from self._resolve_or_send_again(payment, transaction))
+            return (yield from self._resolve_or_send_again(payment, transaction, may_wait=False))
         return transaction
 
     def _resolve_or_send_again(
-        self, payment: Payment, transaction: PaymentTransaction
+        self, payment: Payment, transaction: PaymentTransaction, *, may_wait: bool = True
     ) -> Steps[PaymentTransaction]:
         """Ask the gateway about the key's unsettled transaction; when the provider has no
         record of it and deduplicates by key, send it again rather than leave it unknown.
@@ -384,12 +384,18 @@ class Orchestration:
         on its way, the provider answers both as one. Only captures, voids and refunds are
         resent (an authorization or sale may have been made on a checkout page, which a
         resend could not tell), and only within the gateway's idempotency window.
+
+        ``may_wait``: whether to wait for another caller found sending it meanwhile
+        (False once this caller has waited its turn).
         """
         check: Check = yield from self._resolve(transaction)
         settled = check.transaction
+        if settled.status is TransactionStatus.PENDING and may_wait:
+            # Another caller is sending it again meanwhile: its outcome is this one's.
+            return (yield from self._wait_for(payment, settled))
         if not self._may_send_again(payment.gateway, settled, check.answer):
             return settled
-        begun: Begun | None = yield DbStep(partial(self.ledger.send_again, settled.id))
+        begun: Begun | None = yield DbStep(partial(self.ledger.send_again, payment.id, settled.id))
         if begun is None:
             # Another caller resent it (or it settled meanwhile): wait for that outcome.
             current = yield DbStep(partial(self.ledger.payment_and_transaction, settled.id))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import attrs
@@ -36,7 +38,7 @@ from paycore.transactions.model import (
     TransactionStatus,
     TransactionType,
 )
-from paycore.transactions.records import Payment
+from paycore.transactions.records import Payment, PaymentTransaction
 from paycore.transactions.services import PaymentTransactionServices
 from paycore.transactions.states import problems
 from paycore.transactions.store import Store
@@ -438,6 +440,34 @@ def test_a_capture_answered_500_is_sent_again_under_its_key_once_the_provider_ha
     assert after.captured == usd(400)
     assert problems(after, services.list_transactions(payment.id)) == []
     assert services.void(payment.id).status is TransactionStatus.SUCCEEDED  # not busy
+
+
+def test_two_callers_retrying_an_unknown_capture_at_once_send_it_again_once(
+    services: PaymentTransactionServices,
+    unretried: PaymentTransactionServices,
+    sandbox: DummySandbox,
+    new_payment: NewPayment,
+):
+    payment = new_payment(1000)
+    services.authorize(payment.id)
+    sandbox.queue_faults("error")
+    lost = unretried.capture(payment.id, usd(400), idempotency_key="ship-1")
+    assert lost.status is TransactionStatus.UNKNOWN
+    start = threading.Barrier(2)
+
+    def retry() -> PaymentTransaction:
+        start.wait(5)
+        return services.capture(payment.id, usd(400), idempotency_key="ship-1")
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: retry(), range(2)))
+
+    assert {(t.id, t.status) for t in answers} == {(lost.id, TransactionStatus.SUCCEEDED)}
+    # The 500, then one resend: whichever caller lost the race waited for the other.
+    assert len(posts(sandbox, "/captures")) == 2
+    after = services.get_payment(payment.id)
+    assert provider_payment(sandbox, after.gateway_reference)["amount_captured"] == 400
+    assert after.captured == usd(400)
 
 
 def test_a_capture_answered_500_stays_unknown_where_the_provider_ignores_keys(
