@@ -170,7 +170,13 @@ _INSERT_TRANSACTION = transactions.insert()
 # Bound parameters per query stay far below SQLite's limit (32,766).
 _EVENT_IDS_PER_QUERY = 500
 _STORED_EVENTS = (
-    sa.select(webhook_events.c.event_id, webhook_events.c.payment_id)
+    sa.select(webhook_events.c.event_id, payments.c.id.label("owned_payment_id"))
+    .select_from(
+        webhook_events.outerjoin(
+            payments,
+            sa.and_(payments.c.id == webhook_events.c.payment_id, payments.c.owner.is_not(None)),
+        )
+    )
     .where(webhook_events.c.gateway == sa.bindparam("gateway"))
     .where(webhook_events.c.event_id.in_(sa.bindparam("event_ids", expanding=True)))
 )
@@ -444,13 +450,14 @@ class StoreSession:
         return self.connection.execute(insert, dict(values)).first() is not None
 
     def stored_events(self, gateway: str, event_ids: Iterable[str]) -> dict[str, str | None]:
-        """Which of ``event_ids`` were stored before, each with the payment it named."""
+        """Which of ``event_ids`` were stored before, each with the payment it named when
+        that payment has an owner (a checkout's or an order's), else None."""
         wanted = list(dict.fromkeys(event_ids))
         found: dict[str, str | None] = {}
         for start in range(0, len(wanted), _EVENT_IDS_PER_QUERY):
             chunk = wanted[start : start + _EVENT_IDS_PER_QUERY]
             rows = self.connection.execute(_STORED_EVENTS, {"gateway": gateway, "event_ids": chunk})
-            found.update((row.event_id, row.payment_id) for row in rows)
+            found.update((row.event_id, row.owned_payment_id) for row in rows)
         return found
 
     # -- outbox ------------------------------------------------------------------------

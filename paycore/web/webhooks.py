@@ -245,7 +245,8 @@ class WebhookEndpoint:
     async def _stored_events(
         self, name: str, events: Sequence[GatewayEvent]
     ) -> dict[str, str | None]:
-        """Which of ``events`` were stored before, each with the payment it named."""
+        """Which of ``events`` were stored before, each with the payment it named where
+        that payment has an owner (one with none belongs to no checkout)."""
 
         def read() -> dict[str, str | None]:
             with self.services.store.reading() as session:

@@ -347,20 +347,24 @@ def test_note_check_counts_a_check_only_while_the_status_is_as_seen(store: Store
 
 def test_record_event_stores_each_event_of_a_gateway_once(store: Store) -> None:
     with store.writing() as session:
+        session.insert_payment(attrs.evolve(a_bare_payment("pay_1"), owner="ord_1"))
+        session.insert_payment(a_bare_payment("pay_2"))
         first = session.record_event(an_event())
         again = session.record_event(an_event(disposition="ignored"))
         other_gateway = session.record_event(an_event(gateway="other"))
         other_event = session.record_event(an_event(event_id="evt_2", payment_id=None))
+        ownerless = session.record_event(an_event(event_id="evt_4", payment_id="pay_2"))
     with store.reading() as session:
-        stored = session.stored_events("dummy", ["evt_1", "evt_2", "evt_3", "evt_1"])
+        stored = session.stored_events("dummy", ["evt_1", "evt_2", "evt_3", "evt_4", "evt_1"])
         dispositions = session.connection.execute(
             sa.select(webhook_events.c.gateway, webhook_events.c.disposition).where(
                 webhook_events.c.event_id == "evt_1"
             )
         ).all()
 
-    assert (first, again, other_gateway, other_event) == (True, False, True, True)
-    assert stored == {"evt_1": "pay_1", "evt_2": None}
+    assert (first, again, other_gateway, other_event, ownerless) == (True, False, True, True, True)
+    # The payment an event named, where it has an owner (only those can be a checkout's).
+    assert stored == {"evt_1": "pay_1", "evt_2": None, "evt_4": None}
     assert sorted(dispositions) == [("dummy", "applied"), ("other", "applied")]
 
 
