@@ -315,10 +315,15 @@ class LedgerMachine(LedgerChecks, RuleBasedStateMachine):
         else:
             assert transaction.id == previous.id
         if previous is not None and previous.status is not S.FAILED:
-            # The same key is answered from the ledger, or by asking: never sent again.
+            # The same key is answered from the ledger, or by asking; an unknown capture,
+            # void or refund the provider has no record of is sent again under its own id
+            # (the providers here deduplicate), which the checks against each provider
+            # after every step would show if it happened twice.
             if previous.status.is_final:
                 assert sent in (None, ())
                 assert transaction == previous
+            elif previous.type.value in ("authorize", "sale"):
+                assert transaction.status is not S.PENDING, f"{call} left {transaction}"
             return call
         # Sent (again): what the faults let through decides the outcome.
         expected = self.expected_status(gateway, call)

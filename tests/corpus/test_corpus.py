@@ -34,7 +34,6 @@ from paycore.transactions.store import Store
 from paycore.web import create_app
 from tests.corpus.cases import body_of, cases, lines_of, value
 from tests.ledger_snapshot import ledger_rows
-from tests.web.support import free_port
 
 paycore_milkypay = pytest.importorskip("paycore_milkypay.sandbox")
 paycore_wooshpay = pytest.importorskip("paycore_wooshpay.sandbox")
@@ -73,8 +72,6 @@ class World:
         )
         self.shop = CheckoutService(self.services, return_base_url="https://shop.example")
         self.oms = OrderPayments(self.services)
-        port = free_port()
-        self.app_url = f"http://127.0.0.1:{port}"
         settings = Settings(
             database_url=str(self.store.engine.url),
             gateways={
@@ -83,7 +80,9 @@ class World:
             },
             web=WebSettings(max_body_bytes=MAX_BODY_BYTES),
         )
-        self.servers.append(SandboxServer(create_app(settings), port=port).start())
+        app = SandboxServer(create_app(settings)).start()
+        self.servers.append(app)
+        self.app_url = app.url
         self.http = httpx.Client(timeout=10, trust_env=False, follow_redirects=False)
 
     def requests_received(self) -> dict[str, int]:

@@ -71,7 +71,7 @@ def test_a_callback_repeating_the_invoices_history_applies_only_what_is_new(
         assert refund.status is TransactionStatus.SUCCEEDED
     deliveries = wait_for_every_refund(paycore_webhook_receiver, gateway)
 
-    url = ledger_url(paycore_ledger)
+    url = paycore_ledger.engine.url.render_as_string(hide_password=False)
     app = create_app(
         Settings(
             database_url=url,
@@ -121,7 +121,3 @@ def events_in(gateway: MilkyPayGateway, delivery: ReceivedWebhook) -> tuple[Gate
 def post(http: httpx.Client, url: str, delivery: ReceivedWebhook) -> httpx.Response:
     headers = {k: v for k, v in delivery.headers.items() if k not in {"host", "content-length"}}
     return http.post(url, content=delivery.body, headers=headers)
-
-
-def ledger_url(store: Store) -> str:
-    return store.engine.url.render_as_string(hide_password=False)
