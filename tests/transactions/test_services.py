@@ -416,29 +416,45 @@ def test_an_unknown_outcome_is_resolved_by_asking_the_gateway_never_by_sending_a
     assert services.capture(payment.id, usd(100)).status is TransactionStatus.SUCCEEDED
 
 
+def captured_but_answered_500(
+    services: PaymentTransactionServices, sandbox: DummySandbox, payment: Payment
+) -> PaymentTransaction:
+    """``payment`` authorized, then a capture of 4.00 under key ``ship-1`` that the
+    provider answers 500 (before doing it), with no retry: unknown."""
+    services.authorize(payment.id)
+    sandbox.queue_faults("error")
+    lost = services.capture(payment.id, usd(400), idempotency_key="ship-1")
+    assert lost.status is TransactionStatus.UNKNOWN
+    assert len(posts(sandbox, "/captures")) == 1
+    return lost
+
+
+def captured_once(
+    services: PaymentTransactionServices, sandbox: DummySandbox, payment_id: str
+) -> None:
+    """The 500, then one capture that counted; the ledger agrees with the provider."""
+    assert len(posts(sandbox, "/captures")) == 2
+    after = services.get_payment(payment_id)
+    assert provider_payment(sandbox, after.gateway_reference)["amount_captured"] == 400
+    assert after.captured == usd(400)
+    assert problems(after, services.list_transactions(payment_id)) == []
+
+
 def test_a_capture_answered_500_is_sent_again_under_its_key_once_the_provider_has_no_record(
     services: PaymentTransactionServices,
     unretried: PaymentTransactionServices,
     sandbox: DummySandbox,
     new_payment: NewPayment,
 ):
-    # Sent and answered 500: unknown. The dummy provider deduplicates by key, so the
-    # caller retrying under the same key need not wait for "no record" to be believed.
+    # The dummy provider deduplicates by key, so the caller retrying under the same key
+    # need not wait for "no record" to be believed.
     payment = new_payment(1000)
-    services.authorize(payment.id)
-    sandbox.queue_faults("error")
-    lost = unretried.capture(payment.id, usd(400), idempotency_key="ship-1")
-    assert lost.status is TransactionStatus.UNKNOWN
-    assert len(posts(sandbox, "/captures")) == 1
+    lost = captured_but_answered_500(unretried, sandbox, payment)
 
     again = services.capture(payment.id, usd(400), idempotency_key="ship-1")
 
     assert (again.id, again.status) == (lost.id, TransactionStatus.SUCCEEDED)
-    assert len(posts(sandbox, "/captures")) == 2  # the 500, then the one that counted
-    after = services.get_payment(payment.id)
-    assert provider_payment(sandbox, after.gateway_reference)["amount_captured"] == 400
-    assert after.captured == usd(400)
-    assert problems(after, services.list_transactions(payment.id)) == []
+    captured_once(services, sandbox, payment.id)
     assert services.void(payment.id).status is TransactionStatus.SUCCEEDED  # not busy
 
 
@@ -449,10 +465,7 @@ def test_two_callers_retrying_an_unknown_capture_at_once_send_it_again_once(
     new_payment: NewPayment,
 ):
     payment = new_payment(1000)
-    services.authorize(payment.id)
-    sandbox.queue_faults("error")
-    lost = unretried.capture(payment.id, usd(400), idempotency_key="ship-1")
-    assert lost.status is TransactionStatus.UNKNOWN
+    lost = captured_but_answered_500(unretried, sandbox, payment)
     start = threading.Barrier(2)
 
     def retry() -> PaymentTransaction:
@@ -463,16 +476,12 @@ def test_two_callers_retrying_an_unknown_capture_at_once_send_it_again_once(
         answers = list(pool.map(lambda _: retry(), range(2)))
 
     assert {(t.id, t.status) for t in answers} == {(lost.id, TransactionStatus.SUCCEEDED)}
-    # The 500, then one resend: whichever caller lost the race waited for the other.
-    assert len(posts(sandbox, "/captures")) == 2
-    after = services.get_payment(payment.id)
-    assert provider_payment(sandbox, after.gateway_reference)["amount_captured"] == 400
-    assert after.captured == usd(400)
+    # One resend: whichever caller lost the race waited for the other's outcome.
+    captured_once(services, sandbox, payment.id)
 
 
 def test_a_capture_answered_500_stays_unknown_where_the_provider_ignores_keys(
     store: Store,
-    unretried: PaymentTransactionServices,
     sandbox: DummySandbox,
     paycore_dummy_server: SandboxServer,
     new_payment: NewPayment,
@@ -481,9 +490,7 @@ def test_a_capture_answered_500_stays_unknown_where_the_provider_ignores_keys(
     driver = GatewayDriver(keyless, hooks=None, retry=NO_RETRY)
     with PaymentTransactionServices(store, {"dummy": driver}, hooks=None) as services:
         payment = new_payment(1000)
-        services.authorize(payment.id)
-        sandbox.queue_faults("error")
-        lost = services.capture(payment.id, usd(400), idempotency_key="ship-1")
+        lost = captured_but_answered_500(services, sandbox, payment)
         sent = len(sandbox.requests_received)
 
         again = services.capture(payment.id, usd(400), idempotency_key="ship-1")
